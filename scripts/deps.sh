@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian 12 machine (root).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+PKGS=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjsmn-dev
+      libcurl4-openssl-dev libnng-dev libcmocka-dev nginx docker-compose iproute2 procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,1 @@
+/* keeps test_support a valid library before any support file exists */
