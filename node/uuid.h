@@ -1,0 +1,16 @@
+/* Canonical UUID text (8-4-4-4-12 hex, either case) <-> 16 bytes. */
+#ifndef NODE_UUID_H
+#define NODE_UUID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_TEXT_LEN 36
+
+/* Returns 0, or -EINVAL unless s is exactly 36 chars of canonical form. */
+int uuid_parse(const char *s, size_t len, uint8_t out[16]) __attribute__((warn_unused_result));
+
+/* Writes 36 lower-case chars (no NUL) into buf. */
+void uuid_format(const uint8_t id[16], char *buf);
+
+#endif
