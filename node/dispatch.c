@@ -1,0 +1,918 @@
+/* Dispatch: a FIFO ring of accepted payments (ledger pool indexes), a fixed
+ * pool of jobs (one per payment out of the queue: in flight, or waiting with
+ * an unknown fate), and the state machine of attempts on top of httpc. The
+ * routing decisions come from health.c; this file only applies them and keeps
+ * the per-payment guarantees listed in dispatch.h. No allocation after
+ * dispatch_new(). docs/ROUTING.md explains the rules. */
+#include "node/dispatch.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/clock.h"
+#include "node/health.h"
+#include "node/httpc.h"
+#include "node/json.h"
+#include "node/log.h"
+#include "node/money.h"
+#include "node/uuid.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define DISPATCH_MAGIC 0x44535043u /* "DSPC" */
+#define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */
+#define DISPATCH_URL_MAX 320
+#define DISPATCH_BODY_MAX 160
+
+static const char *const proc_name[LEDGER_NPROC] = {"default", "fallback"};
+static const char *const json_headers[] = {"Content-Type: application/json", NULL};
+
+enum job_op {
+    JOB_FREE = 0, /* in the free list */
+    JOB_POST,     /* a POST /payments is in flight */
+    JOB_GET,      /* a GET /payments/{id} is in flight */
+    JOB_WAIT,     /* pinned, nothing in flight, waiting for next_ms */
+};
+
+struct job {
+    uint32_t magic;
+    struct dispatch *d;
+    struct job *prev, *next; /* in exactly one list: free, inflight[proc] or waiting */
+    uint32_t pidx;           /* ledger pool index */
+    uint8_t id[16];
+    int64_t amount_cents;
+    int64_t requested_at_ms; /* wall ms, fixed for every attempt on proc */
+    uint8_t proc;            /* enum ledger_proc */
+    uint8_t op;              /* enum job_op */
+    bool pinned;             /* an attempt on proc has an unknown fate */
+    bool claim;              /* resumed: emit SENDING (same proc, same T) before acting */
+    bool orphan;             /* purged while in flight: ignore the answer */
+    uint16_t bad;            /* unexpected statuses so far */
+    uint64_t sent_ms;        /* loop ms when the request in flight was started */
+    uint64_t unknown_ms;     /* loop ms when the last unknown fate was learned */
+    uint64_t next_ms;        /* JOB_WAIT: earliest next action */
+    unsigned backoff_ms;
+};
+
+struct jlist {
+    struct job *head, *tail;
+    unsigned n;
+};
+
+struct qent {
+    uint32_t pidx;
+    uint16_t bad; /* carried across requeues, so that a bug cannot loop forever */
+};
+
+struct dispatch {
+    uint32_t magic;
+    uv_loop_t *loop;
+    struct ledger *ledger;
+    struct health *health;
+    struct httpc *httpc;
+    dispatch_emit_cb *emit;
+    void *emit_arg;
+    struct dispatch_config cfg;
+    char post_url[LEDGER_NPROC][DISPATCH_URL_MAX];
+    char base_url[LEDGER_NPROC][DISPATCH_URL_MAX];
+
+    struct qent *ring; /* queue_capacity entries; count + jobs_out <= capacity */
+    uint32_t mask, head, count;
+
+    struct job *jobs;
+    unsigned njobs, jobs_out;
+    struct jlist free_jobs, waiting, inflight[LEDGER_NPROC];
+
+    uint8_t *owned; /* bit per ledger index: queued, in a job, or parked */
+    size_t owned_bits;
+
+    uv_prepare_t prepare;
+    uv_timer_t tick;
+    int handles_open;
+    bool stopping, freeing;
+    dispatch_stopped_cb *stop_cb;
+    void *stop_arg;
+    uint64_t stop_deadline;
+    bool holding;
+    uint64_t hold_since;
+    struct dispatch_stats stats;
+};
+
+#define DISPATCH_CHECK(d) assert((d) != NULL && (d)->magic == DISPATCH_MAGIC)
+
+void dispatch_config_default(struct dispatch_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->queue_capacity = 65536;
+    cfg->max_in_flight[LEDGER_DEFAULT] = 250;
+    cfg->max_in_flight[LEDGER_FALLBACK] = 250;
+    cfg->timeout_ms = 10000;
+    cfg->confirm_timeout_ms = 3000;
+    cfg->retry_backoff_ms = 200;
+    cfg->retry_backoff_max_ms = 2000;
+    cfg->confirm_margin_ms = 1000;
+    cfg->max_bad_attempts = 5;
+    cfg->tick_ms = 20;
+    cfg->stop_timeout_ms = 5000;
+}
+
+enum dispatch_fate dispatch_classify(int outcome, int status)
+{
+    switch (outcome) {
+    case HTTPC_NOT_SENT:
+        return DISPATCH_NOT_RECORDED;
+    case HTTPC_UNKNOWN:
+        return DISPATCH_UNKNOWN;
+    case HTTPC_OK:
+        break;
+    default:
+        return DISPATCH_UNKNOWN;
+    }
+    switch (status) {
+    case 200:
+    case 201:
+    case 422:
+        return DISPATCH_RECORDED;
+    case 500:
+    case 429:
+        return DISPATCH_NOT_RECORDED;
+    case 502:
+    case 503:
+    case 504:
+        return DISPATCH_UNKNOWN;
+    default:
+        return DISPATCH_REJECTED;
+    }
+}
+
+/* ---------------- small containers ---------------- */
+
+static void jl_append(struct jlist *l, struct job *j)
+{
+    j->next = NULL;
+    j->prev = l->tail;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+static void jl_remove(struct jlist *l, struct job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->prev = j->next = NULL;
+    assert(l->n > 0);
+    l->n--;
+}
+
+static bool is_owned(const struct dispatch *d, uint32_t i)
+{
+    assert(i < d->owned_bits);
+    return (d->owned[i >> 3] >> (i & 7)) & 1;
+}
+
+static void set_owned(struct dispatch *d, uint32_t i, bool on)
+{
+    assert(i < d->owned_bits);
+    if (on)
+        d->owned[i >> 3] |= (uint8_t)(1u << (i & 7));
+    else
+        d->owned[i >> 3] &= (uint8_t) ~(1u << (i & 7));
+}
+
+static void q_push_back(struct dispatch *d, struct qent e)
+{
+    assert(d->count + d->jobs_out < d->cfg.queue_capacity);
+    d->ring[(d->head + d->count) & d->mask] = e;
+    d->count++;
+}
+
+static void q_push_front(struct dispatch *d, struct qent e)
+{
+    assert(d->count < d->cfg.queue_capacity);
+    d->head = (d->head - 1) & d->mask;
+    d->ring[d->head] = e;
+    d->count++;
+}
+
+static struct qent q_pop(struct dispatch *d)
+{
+    assert(d->count > 0);
+    struct qent e = d->ring[d->head];
+    d->head = (d->head + 1) & d->mask;
+    d->count--;
+    return e;
+}
+
+static struct job *job_get(struct dispatch *d)
+{
+    struct job *j = d->free_jobs.head;
+    if (!j)
+        return NULL;
+    jl_remove(&d->free_jobs, j);
+    assert(j->magic == JOB_MAGIC && j->op == JOB_FREE);
+    uint32_t magic = j->magic;
+    memset(j, 0, sizeof(*j));
+    j->magic = magic;
+    j->d = d;
+    d->jobs_out++;
+    return j;
+}
+
+/* j must be in no list. */
+static void job_put(struct dispatch *d, struct job *j)
+{
+    assert(j->op != JOB_FREE);
+    j->op = JOB_FREE;
+    jl_append(&d->free_jobs, j);
+    assert(d->jobs_out > 0);
+    d->jobs_out--;
+}
+
+static unsigned total_in_flight(const struct dispatch *d)
+{
+    return d->inflight[LEDGER_DEFAULT].n + d->inflight[LEDGER_FALLBACK].n;
+}
+
+static void sync_health(struct dispatch *d)
+{
+    struct health_view *v = health_view_of(d->health);
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        v->proc[p].in_flight = d->inflight[p].n;
+        v->proc[p].oldest_sent_ms = d->inflight[p].head ? d->inflight[p].head->sent_ms : 0;
+    }
+}
+
+/* ---------------- lifecycle ---------------- */
+
+static void on_prepare(uv_prepare_t *h);
+static void on_tick(uv_timer_t *t);
+
+struct dispatch *dispatch_new(uv_loop_t *loop, const struct dispatch_config *cfg,
+                              struct ledger *ledger, struct health *health, struct httpc *httpc,
+                              dispatch_emit_cb *emit, void *emit_arg)
+{
+    if (cfg->queue_capacity < 2 || (cfg->queue_capacity & (cfg->queue_capacity - 1)) != 0 ||
+        cfg->queue_capacity > (1u << 30) || !ledger || !health || !httpc || !emit)
+        return NULL;
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        if (!cfg->url[p] || !cfg->url[p][0] ||
+            strlen(cfg->url[p]) + sizeof("/payments/") + UUID_TEXT_LEN > DISPATCH_URL_MAX ||
+            cfg->max_in_flight[p] == 0)
+            return NULL;
+    }
+    struct dispatch *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->magic = DISPATCH_MAGIC;
+    d->loop = loop;
+    d->ledger = ledger;
+    d->health = health;
+    d->httpc = httpc;
+    d->emit = emit;
+    d->emit_arg = emit_arg;
+    d->cfg = *cfg;
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        snprintf(d->post_url[p], DISPATCH_URL_MAX, "%s/payments", cfg->url[p]);
+        snprintf(d->base_url[p], DISPATCH_URL_MAX, "%s/payments/", cfg->url[p]);
+        d->cfg.url[p] = NULL; /* not kept: the copies above are */
+    }
+    if (d->cfg.timeout_ms == 0)
+        d->cfg.timeout_ms = 10000;
+    if (d->cfg.confirm_timeout_ms == 0)
+        d->cfg.confirm_timeout_ms = 3000;
+    if (d->cfg.retry_backoff_ms == 0)
+        d->cfg.retry_backoff_ms = 200;
+    if (d->cfg.retry_backoff_max_ms < d->cfg.retry_backoff_ms)
+        d->cfg.retry_backoff_max_ms = d->cfg.retry_backoff_ms;
+    if (d->cfg.max_bad_attempts == 0)
+        d->cfg.max_bad_attempts = 1;
+    if (d->cfg.tick_ms == 0)
+        d->cfg.tick_ms = 20;
+    d->njobs =
+        cfg->max_jobs ? cfg->max_jobs : 2 * (cfg->max_in_flight[0] + cfg->max_in_flight[1]) + 16;
+    if (d->njobs > cfg->queue_capacity / 2)
+        d->njobs = cfg->queue_capacity / 2; /* leave room for the queue itself */
+    d->mask = cfg->queue_capacity - 1;
+    d->owned_bits = ledger_capacity(ledger);
+    d->ring = calloc(cfg->queue_capacity, sizeof(*d->ring));
+    d->jobs = calloc(d->njobs, sizeof(*d->jobs));
+    d->owned = calloc((d->owned_bits + 7) / 8, 1);
+    if (!d->ring || !d->jobs || !d->owned) {
+        free(d->ring);
+        free(d->jobs);
+        free(d->owned);
+        free(d);
+        return NULL;
+    }
+    for (unsigned i = 0; i < d->njobs; i++) {
+        d->jobs[i].magic = JOB_MAGIC;
+        d->jobs[i].d = d;
+        jl_append(&d->free_jobs, &d->jobs[i]);
+    }
+    uv_prepare_init(loop, &d->prepare);
+    uv_timer_init(loop, &d->tick);
+    d->handles_open = 2;
+    uv_prepare_start(&d->prepare, on_prepare);
+    uv_timer_start(&d->tick, on_tick, d->cfg.tick_ms, d->cfg.tick_ms);
+    return d;
+}
+
+static void dispatch_maybe_free(struct dispatch *d)
+{
+    if (!d->freeing || d->handles_open > 0 || total_in_flight(d) > 0)
+        return;
+    free(d->ring);
+    free(d->jobs);
+    free(d->owned);
+    d->magic = 0;
+    free(d);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct dispatch *d = h->data;
+    DISPATCH_CHECK(d);
+    d->handles_open--;
+    dispatch_maybe_free(d);
+}
+
+void dispatch_free(struct dispatch *d)
+{
+    if (!d)
+        return;
+    DISPATCH_CHECK(d);
+    assert(!d->freeing);
+    d->freeing = true;
+    d->stopping = true;
+    d->stop_cb = NULL;
+    d->prepare.data = d;
+    d->tick.data = d;
+    uv_close((uv_handle_t *)&d->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&d->tick, on_handle_closed);
+}
+
+bool dispatch_has_room(const struct dispatch *d)
+{
+    DISPATCH_CHECK(d);
+    return !d->stopping && d->count + d->jobs_out < d->cfg.queue_capacity;
+}
+
+int dispatch_submit(struct dispatch *d, struct payment *p)
+{
+    DISPATCH_CHECK(d);
+    if (d->stopping)
+        return -ESHUTDOWN;
+    if (p->state == LEDGER_RECORDED)
+        return -EINVAL;
+    if (is_owned(d, p->index))
+        return -EALREADY;
+    if (d->count + d->jobs_out >= d->cfg.queue_capacity)
+        return -EAGAIN;
+    q_push_back(d, (struct qent){.pidx = p->index});
+    set_owned(d, p->index, true);
+    return 0;
+}
+
+/* ---------------- events ---------------- */
+
+static int emit_event(struct dispatch *d, enum event_type type, const struct job *j, int64_t at_ms,
+                      struct payment **out)
+{
+    struct event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.processor = j->proc;
+    memcpy(ev.id, j->id, sizeof(ev.id));
+    ev.at_ms = at_ms;
+    if (type == EVENT_RECORDED)
+        ev.amount_cents = j->amount_cents;
+    struct payment *p = NULL;
+    int rv = d->emit(d->emit_arg, &ev, &p);
+    if (out)
+        *out = p;
+    return rv;
+}
+
+/* The payment is finished (or gone) for dispatch: release job and ownership. */
+static void job_finish(struct dispatch *d, struct job *j)
+{
+    set_owned(d, j->pidx, false);
+    job_put(d, j);
+}
+
+static void job_to_waiting(struct dispatch *d, struct job *j, uint64_t now)
+{
+    j->op = JOB_WAIT;
+    if (j->backoff_ms == 0)
+        j->backoff_ms = d->cfg.retry_backoff_ms;
+    j->next_ms = now + j->backoff_ms;
+    j->backoff_ms *= 2;
+    if (j->backoff_ms > d->cfg.retry_backoff_max_ms)
+        j->backoff_ms = d->cfg.retry_backoff_max_ms;
+    jl_append(&d->waiting, j);
+}
+
+static void emit_recorded(struct dispatch *d, struct job *j, int64_t at_ms)
+{
+    char idtxt[UUID_TEXT_LEN + 1];
+    int rv = emit_event(d, EVENT_RECORDED, j, at_ms, NULL);
+    if (rv == 0 || rv == -EEXIST) {
+        d->stats.recorded[j->proc]++;
+    } else if (rv == -EPROTO) {
+        d->stats.conflicts++;
+        uuid_format(j->id, idtxt);
+        idtxt[UUID_TEXT_LEN] = 0;
+        log_error("dispatch",
+                  "payment %s recorded by %s but the ledger has it on the other "
+                  "processor",
+                  idtxt, proc_name[j->proc]);
+    } else {
+        d->stats.dropped++;
+        log_warn("dispatch", "RECORDED refused by the ledger: %d", rv);
+    }
+    job_finish(d, j);
+}
+
+/* Definite "not recorded" on every attempt: FAILED, then first in the queue. */
+static void fail_and_requeue(struct dispatch *d, struct job *j)
+{
+    int rv = emit_event(d, EVENT_FAILED, j, 0, NULL);
+    if (rv != 0) {
+        /* -EEXIST: recorded meanwhile (peer); -ENOENT: purged. Either way not ours. */
+        d->stats.dropped++;
+        job_finish(d, j);
+        return;
+    }
+    d->stats.failed[j->proc]++;
+    struct qent e = {.pidx = j->pidx, .bad = j->bad};
+    job_put(d, j); /* frees one job slot first, so the ring has room */
+    q_push_front(d, e);
+}
+
+static void park(struct dispatch *d, struct job *j)
+{
+    char idtxt[UUID_TEXT_LEN + 1];
+    uuid_format(j->id, idtxt);
+    idtxt[UUID_TEXT_LEN] = 0;
+    log_error("dispatch", "payment %s parked after %u unexpected answers from %s", idtxt,
+              (unsigned)j->bad, proc_name[j->proc]);
+    d->stats.parked++;
+    job_put(d, j); /* stays owned: nothing will pick it up again until a purge */
+}
+
+/* ---------------- requests ---------------- */
+
+static void on_post_done(void *arg, const struct httpc_result *res);
+static void on_get_done(void *arg, const struct httpc_result *res);
+
+static int start_post(struct dispatch *d, struct job *j, uint64_t now)
+{
+    char body[DISPATCH_BODY_MAX], idtxt[UUID_TEXT_LEN + 1], amount[MONEY_FMT_MAX],
+        at[CLOCK_ISO_LEN + 1];
+    uuid_format(j->id, idtxt);
+    idtxt[UUID_TEXT_LEN] = 0;
+    money_format(j->amount_cents, amount);
+    clock_format_iso_ms(j->requested_at_ms, at);
+    at[CLOCK_ISO_LEN] = 0;
+    int len = snprintf(body, sizeof(body),
+                       "{\"correlationId\":\"%s\",\"amount\":%s,\"requestedAt\":\"%s\"}", idtxt,
+                       amount, at);
+    assert(len > 0 && (size_t)len < sizeof(body));
+    int rv = httpc_request(d->httpc, "POST", d->post_url[j->proc], json_headers, body, (size_t)len,
+                           d->cfg.timeout_ms, on_post_done, j);
+    if (rv != 0)
+        return rv;
+    assert(j->op != JOB_POST && j->op != JOB_GET); /* one attempt per payment at a time */
+    j->op = JOB_POST;
+    j->sent_ms = now;
+    jl_append(&d->inflight[j->proc], j);
+    d->stats.sent[j->proc]++;
+    return 0;
+}
+
+static int start_get(struct dispatch *d, struct job *j, uint64_t now)
+{
+    char url[DISPATCH_URL_MAX + UUID_TEXT_LEN + 1];
+    size_t n = strlen(d->base_url[j->proc]);
+    memcpy(url, d->base_url[j->proc], n);
+    uuid_format(j->id, url + n);
+    url[n + UUID_TEXT_LEN] = 0;
+    int rv = httpc_request(d->httpc, "GET", url, NULL, NULL, 0, d->cfg.confirm_timeout_ms,
+                           on_get_done, j);
+    if (rv != 0)
+        return rv;
+    j->op = JOB_GET;
+    j->sent_ms = now;
+    jl_append(&d->inflight[j->proc], j);
+    d->stats.confirms[j->proc]++;
+    return 0;
+}
+
+static bool has_room(const struct dispatch *d, int p)
+{
+    return d->inflight[p].n < d->cfg.max_in_flight[p] && d->free_jobs.head != NULL;
+}
+
+/* Pops the queue front and sends it to p. Returns 0 when the queue advanced
+ * (sent or dropped), -1 when nothing more can start in this iteration. */
+static int send_next(struct dispatch *d, int p, bool probe, uint64_t now)
+{
+    struct qent e = q_pop(d);
+    struct payment *pay = ledger_at(d->ledger, e.pidx);
+    if (!pay || pay->state != LEDGER_ACCEPTED) {
+        /* Recorded or being sent by the peer meanwhile: not ours to send. */
+        set_owned(d, e.pidx, false);
+        d->stats.dropped++;
+        return 0;
+    }
+    struct job *j = job_get(d);
+    assert(j != NULL); /* has_room() checked */
+    j->pidx = e.pidx;
+    j->bad = e.bad;
+    memcpy(j->id, pay->id, sizeof(j->id));
+    j->amount_cents = pay->amount_cents;
+    j->proc = (uint8_t)p;
+    j->requested_at_ms = clock_wall_ms();
+    int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL);
+    if (rv != 0) {
+        log_warn("dispatch", "SENDING refused by the ledger: %d", rv);
+        d->stats.dropped++;
+        job_finish(d, j);
+        return 0;
+    }
+    rv = start_post(d, j, now);
+    if (rv != 0) {
+        /* Never left this process: definitely not recorded. */
+        log_warn("dispatch", "request to %s not started: %d", proc_name[p], rv);
+        fail_and_requeue(d, j);
+        return -1;
+    }
+    if (probe) {
+        health_view_of(d->health)->proc[p].last_probe_ms = now;
+        d->stats.probes[p]++;
+    }
+    sync_health(d);
+    return 0;
+}
+
+/* Pinned payments: re-try on the same processor with the same requestedAt
+ * while it answers fast; once the unknown attempt has surely settled, ask
+ * GET /payments/{id}. */
+static void service_waiting(struct dispatch *d, uint64_t now)
+{
+    struct health_view *v = health_view_of(d->health);
+    struct job *next;
+    for (struct job *j = d->waiting.head; j; j = next) {
+        next = j->next;
+        if (now < j->next_ms)
+            continue;
+        if (d->inflight[j->proc].n >= d->cfg.max_in_flight[j->proc])
+            continue;
+        jl_remove(&d->waiting, j);
+        if (j->claim) {
+            int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL);
+            if (rv != 0) {
+                d->stats.dropped++;
+                job_finish(d, j);
+                continue;
+            }
+            j->claim = false;
+        }
+        uint64_t settle = health_view_settle_ms(v, j->proc, now);
+        uint64_t confirm_at = j->unknown_ms + settle + d->cfg.confirm_margin_ms;
+        int rv;
+        if (now >= confirm_at) {
+            rv = start_get(d, j, now);
+        } else if (health_view_expected_ms(v, j->proc, now) <= v->safe_latency_ms) {
+            rv = start_post(d, j, now);
+            if (rv == 0)
+                d->stats.retries[j->proc]++;
+        } else {
+            rv = -EAGAIN; /* slow: a retry would tell nothing sooner; wait to confirm */
+        }
+        if (rv != 0) {
+            j->op = JOB_WAIT; /* nothing started: wait again */
+            jl_append(&d->waiting, j);
+            j->next_ms = now + j->backoff_ms;
+            if (confirm_at > now && confirm_at < j->next_ms)
+                j->next_ms = confirm_at;
+        }
+        sync_health(d);
+    }
+}
+
+static void hold_end(struct dispatch *d, uint64_t now)
+{
+    if (d->holding) {
+        d->holding = false;
+        d->stats.held_ms += now - d->hold_since;
+    }
+}
+
+static void pump(struct dispatch *d, bool with_waiting)
+{
+    if (d->stopping)
+        return;
+    uint64_t now = uv_now(d->loop);
+    sync_health(d);
+    if (with_waiting && d->waiting.head)
+        service_waiting(d, now);
+    const struct health_view *v = health_view_of(d->health);
+    while (d->count > 0) {
+        int p = health_view_choose(v, now);
+        if (p == HEALTH_HOLD) {
+            if (!d->holding) {
+                d->holding = true;
+                d->hold_since = now;
+                d->stats.hold_episodes++;
+            }
+            for (int q = 0; q < LEDGER_NPROC && d->count > 0; q++)
+                if (health_view_should_probe(v, q, now) && has_room(d, q))
+                    (void)send_next(d, q, true, now);
+            break;
+        }
+        hold_end(d, now);
+        if (p == LEDGER_FALLBACK && health_view_should_probe(v, LEDGER_DEFAULT, now) &&
+            has_room(d, LEDGER_DEFAULT)) {
+            if (send_next(d, LEDGER_DEFAULT, true, now) != 0)
+                break;
+            continue;
+        }
+        if (!has_room(d, p))
+            break;
+        if (send_next(d, p, false, now) != 0)
+            break;
+    }
+    if (d->count == 0)
+        hold_end(d, now);
+}
+
+static void check_stopped(struct dispatch *d)
+{
+    if (!d->stopping || !d->stop_cb)
+        return;
+    uint64_t now = uv_now(d->loop);
+    if (total_in_flight(d) > 0 && now < d->stop_deadline)
+        return;
+    log_fields(LOG_INFO, "dispatch", "stopped",
+               "\"inFlight\":%u,\"queued\":%" PRIu32 ",\"pinned\":%u", total_in_flight(d), d->count,
+               d->waiting.n);
+    dispatch_stopped_cb *cb = d->stop_cb;
+    d->stop_cb = NULL;
+    cb(d->stop_arg);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    struct dispatch *d = container_of(h, struct dispatch, prepare);
+    DISPATCH_CHECK(d);
+    pump(d, false);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct dispatch *d = container_of(t, struct dispatch, tick);
+    DISPATCH_CHECK(d);
+    pump(d, true);
+    check_stopped(d);
+}
+
+/* ---------------- answers ---------------- */
+
+/* Common prologue: take j out of its in-flight list; true when the answer
+ * must be ignored (shutting down, purged). */
+static bool answer_begin(struct dispatch *d, struct job *j)
+{
+    jl_remove(&d->inflight[j->proc], j);
+    if (d->freeing || j->orphan) {
+        job_put(d, j); /* purged or shutting down: the ledger is not ours to change */
+        return true;
+    }
+    return false;
+}
+
+static void on_post_done(void *arg, const struct httpc_result *res)
+{
+    struct job *j = arg;
+    assert(j->magic == JOB_MAGIC && j->op == JOB_POST);
+    struct dispatch *d = j->d;
+    DISPATCH_CHECK(d);
+    uint64_t now = uv_now(d->loop);
+    uint64_t ms64 = res->elapsed_us / 1000;
+    uint32_t ms = ms64 > UINT32_MAX ? UINT32_MAX : (uint32_t)ms64;
+    enum dispatch_fate fate = dispatch_classify(res->outcome, res->status);
+    /* health may already be gone once dispatch_free() was called */
+    struct health_view *v = d->freeing ? NULL : health_view_of(d->health);
+    switch (v ? fate : DISPATCH_REJECTED) {
+    case DISPATCH_RECORDED:
+        health_view_observe(v, j->proc, HEALTH_OBS_OK, ms, now);
+        break;
+    case DISPATCH_NOT_RECORDED:
+        health_view_observe(v, j->proc,
+                            res->outcome == HTTPC_NOT_SENT ? HEALTH_OBS_NOT_SENT
+                            : res->status == 429           ? HEALTH_OBS_BUSY
+                                                           : HEALTH_OBS_FAIL,
+                            ms, now);
+        break;
+    case DISPATCH_UNKNOWN:
+        health_view_observe(v, j->proc, HEALTH_OBS_UNKNOWN, ms, now);
+        break;
+    case DISPATCH_REJECTED:
+        break;
+    }
+    if (answer_begin(d, j)) {
+        dispatch_maybe_free(d);
+        return;
+    }
+    sync_health(d);
+
+    switch (fate) {
+    case DISPATCH_RECORDED:
+        emit_recorded(d, j, j->requested_at_ms);
+        break;
+    case DISPATCH_NOT_RECORDED:
+        if (j->pinned)
+            job_to_waiting(d, j, now); /* an earlier attempt may still land */
+        else
+            fail_and_requeue(d, j);
+        break;
+    case DISPATCH_UNKNOWN:
+        d->stats.unknown[j->proc]++;
+        if (!j->pinned)
+            j->backoff_ms = 0;
+        j->pinned = true;
+        j->unknown_ms = now;
+        log_warn("dispatch", "attempt on %s: fate unknown after %u ms (%s, status %d); pinned",
+                 proc_name[j->proc], ms, res->error ? res->error : "", res->status);
+        job_to_waiting(d, j, now);
+        break;
+    case DISPATCH_REJECTED:
+        j->bad++;
+        log_error("dispatch", "unexpected status %d from %s: %.*s", res->status, proc_name[j->proc],
+                  (int)(res->body_len > 200 ? 200 : res->body_len), res->body ? res->body : "");
+        if (j->bad >= d->cfg.max_bad_attempts)
+            park(d, j);
+        else if (j->pinned)
+            job_to_waiting(d, j, now);
+        else
+            fail_and_requeue(d, j);
+        break;
+    }
+    check_stopped(d);
+}
+
+/* requestedAt of a processor's record, in ms; false if absent or unparsable. */
+static bool record_requested_at(const char *body, size_t len, int64_t *at_ms)
+{
+    struct json_doc doc;
+    struct slice s;
+    bool esc;
+    int64_t ns;
+    if (!body || json_parse(&doc, body, len) != 0 ||
+        !json_string(&doc, json_member(&doc, 0, "requestedAt"), &s, &esc) || esc ||
+        clock_parse_iso(s.ptr, s.len, 0, &ns) != 0)
+        return false;
+    *at_ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
+    return true;
+}
+
+static void on_get_done(void *arg, const struct httpc_result *res)
+{
+    struct job *j = arg;
+    assert(j->magic == JOB_MAGIC && j->op == JOB_GET);
+    struct dispatch *d = j->d;
+    DISPATCH_CHECK(d);
+    uint64_t now = uv_now(d->loop);
+    if (answer_begin(d, j)) {
+        dispatch_maybe_free(d);
+        return;
+    }
+    sync_health(d);
+    if (res->outcome == HTTPC_OK && res->status == 200) {
+        int64_t at = j->requested_at_ms;
+        if (!record_requested_at(res->body, res->body_len, &at))
+            at = j->requested_at_ms;
+        emit_recorded(d, j, at);
+    } else if (res->outcome == HTTPC_OK && res->status == 404) {
+        fail_and_requeue(d, j); /* settled and absent: free to go anywhere */
+    } else {
+        job_to_waiting(d, j, now);
+    }
+    check_stopped(d);
+}
+
+/* ---------------- resume, purge, stop, stats ---------------- */
+
+struct resume_ctx {
+    struct dispatch *d;
+    uint8_t owner;
+    unsigned taken;
+    bool full;
+};
+
+static void on_resume_visit(struct payment *p, void *arg)
+{
+    struct resume_ctx *c = arg;
+    struct dispatch *d = c->d;
+    if (p->owner != c->owner || is_owned(d, p->index))
+        return;
+    if (p->state == LEDGER_ACCEPTED) {
+        if (d->count + d->jobs_out >= d->cfg.queue_capacity) {
+            c->full = true;
+            return;
+        }
+        q_push_back(d, (struct qent){.pidx = p->index});
+    } else if (p->state == LEDGER_SENDING) {
+        if (d->count + d->jobs_out >= d->cfg.queue_capacity || !d->free_jobs.head) {
+            c->full = true;
+            return;
+        }
+        struct job *j = job_get(d);
+        uint64_t now = uv_now(d->loop);
+        j->pidx = p->index;
+        memcpy(j->id, p->id, sizeof(j->id));
+        j->amount_cents = p->amount_cents;
+        j->proc = p->processor;
+        j->requested_at_ms = p->requested_at_ms;
+        j->pinned = true;
+        j->claim = true;
+        j->unknown_ms = now; /* its last attempt may have been sent just before */
+        j->backoff_ms = d->cfg.retry_backoff_ms;
+        j->op = JOB_WAIT;
+        j->next_ms = now;
+        jl_append(&d->waiting, j);
+    } else {
+        return;
+    }
+    set_owned(d, p->index, true);
+    c->taken++;
+}
+
+int dispatch_resume_unrecorded(struct dispatch *d, uint8_t owner, unsigned *taken)
+{
+    DISPATCH_CHECK(d);
+    struct resume_ctx c = {.d = d, .owner = owner};
+    if (!d->stopping)
+        ledger_foreach_unrecorded(d->ledger, on_resume_visit, &c);
+    if (taken)
+        *taken = c.taken;
+    log_fields(LOG_INFO, "dispatch", "resumed unrecorded payments",
+               "\"owner\":%u,\"taken\":%u,\"complete\":%s", owner, c.taken,
+               c.full ? "false" : "true");
+    return c.full ? -EAGAIN : 0;
+}
+
+void dispatch_purge(struct dispatch *d)
+{
+    DISPATCH_CHECK(d);
+    d->head = 0;
+    d->count = 0;
+    struct job *j;
+    while ((j = d->waiting.head) != NULL) {
+        jl_remove(&d->waiting, j);
+        job_put(d, j);
+    }
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        for (j = d->inflight[p].head; j; j = j->next)
+            j->orphan = true;
+    memset(d->owned, 0, (d->owned_bits + 7) / 8);
+    hold_end(d, uv_now(d->loop));
+}
+
+void dispatch_stop(struct dispatch *d, dispatch_stopped_cb *cb, void *arg)
+{
+    DISPATCH_CHECK(d);
+    d->stopping = true;
+    d->stop_cb = cb;
+    d->stop_arg = arg;
+    d->stop_deadline = uv_now(d->loop) + d->cfg.stop_timeout_ms;
+    hold_end(d, uv_now(d->loop));
+    /* cb runs from the next tick, never from inside this call. */
+}
+
+void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *out)
+{
+    DISPATCH_CHECK(d);
+    *out = d->stats;
+    out->queued = d->count;
+    out->pinned = d->waiting.n;
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        out->in_flight[p] = d->inflight[p].n;
+    if (d->holding)
+        out->held_ms += uv_now(d->loop) - d->hold_since;
+}

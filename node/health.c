@@ -1,0 +1,406 @@
+/* Health view of the two processors and the routing policy (pure functions
+ * over struct health_view), plus the service-health poller that feeds the
+ * view when this node is the checker. It sends no payments: dispatch asks
+ * health_choose()/health_view_should_probe() and reports what it observes.
+ * See docs/ROUTING.md for the reasoning behind every threshold. */
+#include "node/health.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/httpc.h"
+#include "node/json.h"
+#include "node/log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define HEALTH_MAGIC 0x484c5448u /* "HLTH" */
+#define HEALTH_URL_MAX 320
+#define HEALTH_MIN_INTERVAL_MS 5000
+/* The processor allows one call per 5 s fixed window: polling a little later
+ * than the window keeps clock drift from turning every other poll into 429. */
+#define HEALTH_INTERVAL_SLACK_MS 100
+
+void health_config_default(struct health_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->interval_ms = 5000;
+    cfg->poll_timeout_ms = 3000;
+    cfg->safe_latency_ms = 1200;
+    cfg->stale_ms = 11000;
+    cfg->error_threshold = 3;
+    cfg->probe_interval_ms = 1000;
+}
+
+/* ---------------- pure policy ---------------- */
+
+void health_view_init(struct health_view *v, const struct health_config *cfg)
+{
+    memset(v, 0, sizeof(*v));
+    v->safe_latency_ms = cfg->safe_latency_ms;
+    v->stale_ms = cfg->stale_ms;
+    v->error_threshold = cfg->error_threshold ? cfg->error_threshold : 1;
+    v->probe_interval_ms = cfg->probe_interval_ms;
+}
+
+static void sample_latency(struct health_proc *pr, uint32_t s, uint64_t now_ms)
+{
+    /* Up at once (a slow processor must be avoided from its first slow
+     * answer), down gradually (one fast answer among slow ones proves little). */
+    if (pr->lat_at_ms == 0 || s >= pr->lat_ms)
+        pr->lat_ms = s;
+    else
+        pr->lat_ms -= (pr->lat_ms - s) / 4 + ((pr->lat_ms - s) % 4 != 0);
+    pr->lat_at_ms = now_ms;
+    if (s >= pr->peak_ms || now_ms - pr->peak_at_ms > HEALTH_PEAK_WINDOW_MS) {
+        pr->peak_ms = s;
+        pr->peak_at_ms = now_ms;
+    }
+}
+
+void health_view_observe(struct health_view *v, int p, enum health_obs kind, uint32_t latency_ms,
+                         uint64_t now_ms)
+{
+    assert(p >= 0 && p < LEDGER_NPROC);
+    struct health_proc *pr = &v->proc[p];
+    if (now_ms == 0)
+        now_ms = 1; /* 0 means "never" in the view */
+    pr->obs_at_ms = now_ms;
+    switch (kind) {
+    case HEALTH_OBS_OK:
+        pr->last_ok_ms = now_ms;
+        pr->consec_errors = 0;
+        sample_latency(pr, latency_ms, now_ms);
+        break;
+    case HEALTH_OBS_FAIL:
+    case HEALTH_OBS_UNKNOWN:
+        pr->last_err_ms = now_ms;
+        pr->consec_errors++;
+        sample_latency(pr, latency_ms, now_ms);
+        break;
+    case HEALTH_OBS_BUSY:
+    case HEALTH_OBS_NOT_SENT:
+        pr->last_err_ms = now_ms;
+        pr->consec_errors++;
+        break;
+    }
+}
+
+void health_view_checker(struct health_view *v, int p, bool failing, uint32_t min_ms,
+                         uint64_t checked_at_ms, bool local)
+{
+    assert(p >= 0 && p < LEDGER_NPROC);
+    struct health_proc *pr = &v->proc[p];
+    pr->chk_valid = true;
+    pr->chk_local = local;
+    pr->chk_failing = failing;
+    pr->chk_min_ms = min_ms;
+    pr->chk_at_ms = checked_at_ms ? checked_at_ms : 1;
+}
+
+uint32_t health_view_expected_ms(const struct health_view *v, int p, uint64_t now_ms)
+{
+    const struct health_proc *pr = &v->proc[p];
+    uint32_t e = 0;
+    if (pr->lat_at_ms != 0 && pr->chk_valid)
+        e = pr->lat_at_ms >= pr->chk_at_ms ? pr->lat_ms : pr->chk_min_ms;
+    else if (pr->lat_at_ms != 0)
+        e = pr->lat_ms;
+    else if (pr->chk_valid)
+        e = pr->chk_min_ms;
+    if (pr->in_flight > 0 && now_ms > pr->oldest_sent_ms) {
+        uint64_t age = now_ms - pr->oldest_sent_ms;
+        if (age > e)
+            e = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
+    }
+    return e;
+}
+
+static bool is_failing(const struct health_view *v, const struct health_proc *pr)
+{
+    bool chk = pr->chk_valid && pr->chk_failing;
+    bool obs_fresher = pr->obs_at_ms != 0 && (!pr->chk_valid || pr->obs_at_ms > pr->chk_at_ms);
+    if (!obs_fresher)
+        return chk;
+    if (pr->last_ok_ms >= pr->last_err_ms)
+        return false; /* the latest thing we saw was a success */
+    return pr->consec_errors >= v->error_threshold || chk;
+}
+
+static bool latency_stale(const struct health_view *v, const struct health_proc *pr,
+                          uint64_t now_ms)
+{
+    uint64_t newest = pr->lat_at_ms;
+    if (pr->chk_valid && pr->chk_at_ms > newest)
+        newest = pr->chk_at_ms;
+    return newest == 0 || now_ms - newest > v->stale_ms;
+}
+
+enum health_verdict health_view_assess(const struct health_view *v, int p, uint64_t now_ms)
+{
+    assert(p >= 0 && p < LEDGER_NPROC);
+    const struct health_proc *pr = &v->proc[p];
+    bool failing = is_failing(v, pr);
+    bool slow = health_view_expected_ms(v, p, now_ms) > v->safe_latency_ms;
+    if (failing && slow)
+        return HEALTH_DOWN;
+    if (failing)
+        return HEALTH_FAILING;
+    if (slow)
+        return HEALTH_SLOW;
+    return HEALTH_OK;
+}
+
+int health_view_choose(const struct health_view *v, uint64_t now_ms)
+{
+    if (health_view_assess(v, LEDGER_DEFAULT, now_ms) == HEALTH_OK)
+        return LEDGER_DEFAULT;
+    if (health_view_assess(v, LEDGER_FALLBACK, now_ms) == HEALTH_OK)
+        return LEDGER_FALLBACK;
+    return HEALTH_HOLD;
+}
+
+bool health_view_should_probe(const struct health_view *v, int p, uint64_t now_ms)
+{
+    assert(p >= 0 && p < LEDGER_NPROC);
+    const struct health_proc *pr = &v->proc[p];
+    if (health_view_assess(v, p, now_ms) == HEALTH_OK)
+        return false; /* usable: it gets real traffic, no probe needed */
+    if (p == LEDGER_FALLBACK && health_view_assess(v, LEDGER_DEFAULT, now_ms) == HEALTH_OK)
+        return false; /* the fallback is not needed while the default works */
+    if (pr->in_flight > 0)
+        return false; /* an answer is on its way: wait for it */
+    if (pr->last_probe_ms != 0 && now_ms - pr->last_probe_ms < v->probe_interval_ms)
+        return false;
+    bool slow = health_view_expected_ms(v, p, now_ms) > v->safe_latency_ms;
+    return !slow || latency_stale(v, pr, now_ms);
+}
+
+uint32_t health_view_settle_ms(const struct health_view *v, int p, uint64_t now_ms)
+{
+    const struct health_proc *pr = &v->proc[p];
+    uint32_t s = 0;
+    if (pr->peak_at_ms != 0 && now_ms - pr->peak_at_ms <= HEALTH_PEAK_WINDOW_MS)
+        s = pr->peak_ms;
+    if (pr->lat_ms > s)
+        s = pr->lat_ms;
+    if (pr->chk_valid && pr->chk_min_ms > s)
+        s = pr->chk_min_ms;
+    return s;
+}
+
+/* ---------------- poller ---------------- */
+
+struct health {
+    uint32_t magic;
+    uv_loop_t *loop;
+    struct httpc *httpc;
+    uv_timer_t timer;
+    struct health_view view;
+    char url[LEDGER_NPROC][HEALTH_URL_MAX]; /* full service-health URLs */
+    struct health_poll {
+        struct health *h;
+        int proc;
+        bool busy;
+    } poll[LEDGER_NPROC];
+    unsigned interval_ms;
+    unsigned poll_timeout_ms;
+    bool checker;
+    bool closing;
+    bool timer_closed;
+    struct health_stats stats;
+};
+
+#define HEALTH_CHECK(h) assert((h) != NULL && (h)->magic == HEALTH_MAGIC)
+
+struct health *health_new(uv_loop_t *loop, const struct health_config *cfg, struct httpc *httpc)
+{
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        if (!cfg->url[p] || !cfg->url[p][0] ||
+            strlen(cfg->url[p]) + sizeof("/payments/service-health") > HEALTH_URL_MAX)
+            return NULL;
+    }
+    struct health *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->magic = HEALTH_MAGIC;
+    h->loop = loop;
+    h->httpc = httpc;
+    health_view_init(&h->view, cfg);
+    h->interval_ms =
+        cfg->interval_ms < HEALTH_MIN_INTERVAL_MS ? HEALTH_MIN_INTERVAL_MS : cfg->interval_ms;
+    h->poll_timeout_ms = cfg->poll_timeout_ms ? cfg->poll_timeout_ms : 3000;
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        snprintf(h->url[p], sizeof(h->url[p]), "%s/payments/service-health", cfg->url[p]);
+        h->poll[p].h = h;
+        h->poll[p].proc = p;
+    }
+    uv_timer_init(loop, &h->timer);
+    return h;
+}
+
+static void health_maybe_free(struct health *h)
+{
+    if (!h->closing || !h->timer_closed)
+        return;
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        if (h->poll[p].busy)
+            return;
+    h->magic = 0;
+    free(h);
+}
+
+static bool parse_health(const char *body, size_t len, bool *failing, uint32_t *min_ms)
+{
+    struct json_doc doc;
+    if (json_parse(&doc, body, len) != 0)
+        return false;
+    long long ms;
+    if (!json_bool(&doc, json_member(&doc, 0, "failing"), failing) ||
+        !json_int(&doc, json_member(&doc, 0, "minResponseTime"), &ms) || ms > UINT32_MAX)
+        return false;
+    *min_ms = (uint32_t)ms;
+    return true;
+}
+
+static void on_poll_done(void *arg, const struct httpc_result *res)
+{
+    struct health_poll *hp = arg;
+    struct health *h = hp->h;
+    HEALTH_CHECK(h);
+    hp->busy = false;
+    if (h->closing) {
+        health_maybe_free(h);
+        return;
+    }
+    bool failing;
+    uint32_t min_ms;
+    if (res->outcome == HTTPC_OK && res->status == 200 &&
+        parse_health(res->body, res->body_len, &failing, &min_ms)) {
+        h->stats.poll_ok++;
+        health_view_checker(&h->view, hp->proc, failing, min_ms, uv_now(h->loop), true);
+        log_debug("health", "%s: failing=%d minResponseTime=%u", hp->proc ? "fallback" : "default",
+                  (int)failing, min_ms);
+        return;
+    }
+    /* 429 (someone polled within the window) and everything else: no news. */
+    h->stats.poll_no_news++;
+    if (res->outcome != HTTPC_OK || res->status != 429)
+        log_warn("health", "service-health of %s: no answer (outcome %d, status %d)",
+                 hp->proc ? "fallback" : "default", (int)res->outcome, res->status);
+}
+
+static void on_health_timer(uv_timer_t *t)
+{
+    struct health *h = container_of(t, struct health, timer);
+    HEALTH_CHECK(h);
+    if (!h->checker || h->closing)
+        return;
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        struct health_poll *hp = &h->poll[p];
+        if (hp->busy)
+            continue;
+        int rv = httpc_request(h->httpc, "GET", h->url[p], NULL, NULL, 0, h->poll_timeout_ms,
+                               on_poll_done, hp);
+        if (rv != 0) {
+            h->stats.poll_no_news++;
+            log_warn("health", "service-health request not started: %d", rv);
+            continue;
+        }
+        hp->busy = true;
+        h->stats.polls++;
+    }
+}
+
+void health_start(struct health *h)
+{
+    HEALTH_CHECK(h);
+    uv_timer_start(&h->timer, on_health_timer, 0, h->interval_ms + HEALTH_INTERVAL_SLACK_MS);
+}
+
+void health_set_checker(struct health *h, bool checker)
+{
+    HEALTH_CHECK(h);
+    if (checker == h->checker)
+        return;
+    h->checker = checker;
+    log_info("health", "checker role %s", checker ? "taken" : "released");
+    /* A new checker polls at once: the previous one may have been dead for a while. */
+    if (checker && uv_is_active((uv_handle_t *)&h->timer))
+        uv_timer_start(&h->timer, on_health_timer, 0, h->interval_ms + HEALTH_INTERVAL_SLACK_MS);
+}
+
+bool health_is_checker(const struct health *h)
+{
+    HEALTH_CHECK(h);
+    return h->checker;
+}
+
+void health_apply_remote(struct health *h, int p, bool failing, uint32_t min_ms, uint32_t age_ms)
+{
+    HEALTH_CHECK(h);
+    if (p < 0 || p >= LEDGER_NPROC)
+        return;
+    uint64_t now = uv_now(h->loop);
+    uint64_t at = now > age_ms ? now - age_ms : 1;
+    struct health_proc *pr = &h->view.proc[p];
+    if (pr->chk_valid && pr->chk_at_ms >= at)
+        return;
+    health_view_checker(&h->view, p, failing, min_ms, at, false);
+}
+
+bool health_local_result(const struct health *h, int p, bool *failing, uint32_t *min_ms,
+                         uint32_t *age_ms)
+{
+    HEALTH_CHECK(h);
+    if (p < 0 || p >= LEDGER_NPROC)
+        return false;
+    const struct health_proc *pr = &h->view.proc[p];
+    if (!pr->chk_valid || !pr->chk_local)
+        return false;
+    uint64_t age = uv_now(h->loop) - pr->chk_at_ms;
+    *failing = pr->chk_failing;
+    *min_ms = pr->chk_min_ms;
+    *age_ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
+    return true;
+}
+
+struct health_view *health_view_of(struct health *h)
+{
+    HEALTH_CHECK(h);
+    return &h->view;
+}
+
+int health_choose(const struct health *h, uint64_t now_ms)
+{
+    HEALTH_CHECK(h);
+    return health_view_choose(&h->view, now_ms);
+}
+
+void health_get_stats(const struct health *h, struct health_stats *out)
+{
+    HEALTH_CHECK(h);
+    *out = h->stats;
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    struct health *h = container_of((uv_timer_t *)hd, struct health, timer);
+    HEALTH_CHECK(h);
+    h->timer_closed = true;
+    health_maybe_free(h);
+}
+
+void health_close(struct health *h)
+{
+    if (!h)
+        return;
+    HEALTH_CHECK(h);
+    assert(!h->closing);
+    h->closing = true;
+    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
