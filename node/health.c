@@ -213,6 +213,10 @@ struct health {
     bool closing;
     bool timer_closed;
     struct health_stats stats;
+    /* Last verdicts and decision logged, so that changes are logged once.
+     * Mutable from the const choose(): logging is not part of the view. */
+    int logged_verdict[LEDGER_NPROC];
+    int logged_choice;
 };
 
 #define HEALTH_CHECK(h) assert((h) != NULL && (h)->magic == HEALTH_MAGIC)
@@ -228,6 +232,7 @@ struct health *health_new(uv_loop_t *loop, const struct health_config *cfg, stru
     if (!h)
         return NULL;
     h->magic = HEALTH_MAGIC;
+    h->logged_choice = LEDGER_DEFAULT; /* the start assumption: all ok, default first */
     h->loop = loop;
     h->httpc = httpc;
     health_view_init(&h->view, cfg);
@@ -375,10 +380,44 @@ struct health_view *health_view_of(struct health *h)
     return &h->view;
 }
 
+static const char *verdict_name(int v)
+{
+    static const char *const names[] = {"ok", "failing", "slow", "down"};
+    return v >= 0 && v <= HEALTH_DOWN ? names[v] : "?";
+}
+
+static const char *choice_name(int c)
+{
+    return c == LEDGER_DEFAULT ? "default" : c == LEDGER_FALLBACK ? "fallback" : "hold";
+}
+
+/* Logs processor health and routing changes (once per change). */
+static void log_changes(struct health *h, int choice, uint64_t now_ms)
+{
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        int v = (int)health_view_assess(&h->view, p, now_ms);
+        if (v != h->logged_verdict[p]) {
+            log_fields(LOG_INFO, "health", "processor health changed",
+                       "\"processor\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"expectedMs\":%u",
+                       p == LEDGER_DEFAULT ? "default" : "fallback",
+                       verdict_name(h->logged_verdict[p]), verdict_name(v),
+                       health_view_expected_ms(&h->view, p, now_ms));
+            h->logged_verdict[p] = v;
+        }
+    }
+    if (choice != h->logged_choice) {
+        log_fields(LOG_INFO, "health", "routing changed", "\"from\":\"%s\",\"to\":\"%s\"",
+                   choice_name(h->logged_choice), choice_name(choice));
+        h->logged_choice = choice;
+    }
+}
+
 int health_choose(const struct health *h, uint64_t now_ms)
 {
     HEALTH_CHECK(h);
-    return health_view_choose(&h->view, now_ms);
+    int choice = health_view_choose(&h->view, now_ms);
+    log_changes((struct health *)h, choice, now_ms);
+    return choice;
 }
 
 void health_get_stats(const struct health *h, struct health_stats *out)

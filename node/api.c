@@ -1,0 +1,306 @@
+/* Routes of the node's HTTP API: POST /payments, GET /payments-summary,
+ * POST /purge-payments, GET /healthz, GET /metrics. Validates input, turns it
+ * into ledger events through node_emit() and answers. No routing policy and no
+ * processor I/O here: accepted payments go to dispatch. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node/clock.h"
+#include "node/dispatch.h"
+#include "node/http.h"
+#include "node/json.h"
+#include "node/log.h"
+#include "node/money.h"
+#include "node/node.h"
+#include "node/peer.h"
+#include "node/health.h"
+#include "node/uuid.h"
+
+#define ACCEPTED_BODY "{\"status\":\"accepted\"}"
+
+void api_reply_accepted(struct http_exchange *x)
+{
+    http_reply(x, 202, NULL, ACCEPTED_BODY, sizeof(ACCEPTED_BODY) - 1);
+}
+
+static void post_payment(struct node *n, struct http_exchange *x, const struct http_request *req)
+{
+    struct json_doc doc;
+    struct slice s;
+    bool esc;
+    uint8_t id[16];
+    int64_t cents;
+
+    if (json_parse(&doc, req->body.ptr, req->body.len) != 0 || doc.tok[0].type != JSON_OBJECT) {
+        n->counters.payments_invalid++;
+        http_reply_error(x, 400, "body must be a JSON object");
+        return;
+    }
+    int ti = json_member(&doc, 0, "correlationId");
+    if (ti < 0 || !json_string(&doc, ti, &s, &esc)) {
+        n->counters.payments_invalid++;
+        http_reply_error(x, 400, "correlationId is required and must be a string");
+        return;
+    }
+    if (esc || uuid_parse(s.ptr, s.len, id) != 0) {
+        n->counters.payments_invalid++;
+        http_reply_error(x, 422, "correlationId must be a canonical UUID");
+        return;
+    }
+    ti = json_member(&doc, 0, "amount");
+    if (ti < 0 || !json_number(&doc, ti, &s)) {
+        n->counters.payments_invalid++;
+        http_reply_error(x, 400, "amount is required and must be a number");
+        return;
+    }
+    int rv = money_parse_cents(s.ptr, s.len, &cents);
+    if (rv != 0) {
+        n->counters.payments_invalid++;
+        http_reply_error(x, rv == -EDOM ? 422 : 400,
+                         "amount must be a positive number of cents (at most 2 decimals)");
+        return;
+    }
+
+    struct payment *p = ledger_find(n->ledger, id);
+    if (p) {
+        if (p->amount_cents != cents) {
+            n->counters.payments_conflict++;
+            http_reply_error(x, 409, "correlationId already used with another amount");
+            return;
+        }
+        n->counters.payments_duplicate++;
+        api_reply_accepted(x);
+        return;
+    }
+    /* Refusals record nothing; nginx retries them on the other node. */
+    const char *refusal = n->stopping                              ? "shutting down"
+                          : (n->peer && peer_refusing(n->peer))    ? "catching up with peer"
+                          : !dispatch_has_room(n->dispatch)        ? "queue full"
+                                                                   : NULL;
+    if (refusal) {
+        n->counters.payments_refused++;
+        http_reply_error(x, 503, refusal);
+        return;
+    }
+    struct event ev = {.type = EVENT_ACCEPTED, .amount_cents = cents, .at_ms = clock_wall_ms()};
+    memcpy(ev.id, id, sizeof(id));
+    rv = node_emit(n, &ev, &p);
+    if (rv != 0) {
+        n->counters.payments_refused++;
+        http_reply_error(x, 503, rv == -ENOSPC ? "ledger full" : "cannot accept");
+        return;
+    }
+    rv = dispatch_submit(n->dispatch, p);
+    /* dispatch_has_room() said yes and nothing ran since: a refusal is a bug. */
+    if (rv != 0)
+        log_error("api", "dispatch refused an accepted payment: %d", rv);
+    n->counters.payments_accepted++;
+    /* Invariant 1: a 2xx only once the peer holds the payment too. */
+    if (n->peer)
+        peer_reply_when_acked(n->peer, x, n->seq);
+    else
+        api_reply_accepted(x);
+}
+
+/* Percent-decodes src into dst (cap bytes); returns the length or -1. */
+static int pct_decode(struct slice src, char *dst, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < src.len; i++) {
+        char c = src.ptr[i];
+        if (c == '%') {
+            if (i + 2 >= src.len)
+                return -1;
+            int v = 0;
+            for (int k = 1; k <= 2; k++) {
+                char h = src.ptr[i + k];
+                v <<= 4;
+                if (h >= '0' && h <= '9')
+                    v |= h - '0';
+                else if (h >= 'a' && h <= 'f')
+                    v |= h - 'a' + 10;
+                else if (h >= 'A' && h <= 'F')
+                    v |= h - 'A' + 10;
+                else
+                    return -1;
+            }
+            c = (char)v;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (j >= cap)
+            return -1;
+        dst[j++] = c;
+    }
+    return (int)j;
+}
+
+/* Reads an optional timestamp bound; returns 0 (absent: *ms untouched) or -EINVAL. */
+static int query_bound(struct slice query, const char *key, bool is_from, int64_t *ms)
+{
+    struct slice v;
+    char buf[64];
+    int64_t ns;
+    if (!http_query_param(query, key, &v) || v.len == 0)
+        return 0;
+    int len = pct_decode(v, buf, sizeof(buf));
+    if (len < 0 || clock_parse_iso(buf, (size_t)len, is_from, &ns) != 0)
+        return -EINVAL;
+    /* Stored times are whole ms: round `from` up and `to` down, exactly. */
+    int64_t q = ns / 1000000, r = ns % 1000000;
+    if (r < 0) {
+        q--;
+        r += 1000000;
+    }
+    *ms = (is_from && r != 0) ? q + 1 : q;
+    return 0;
+}
+
+static void get_summary(struct node *n, struct http_exchange *x, const struct http_request *req)
+{
+    int64_t from = INT64_MIN, to = INT64_MAX;
+    if (query_bound(req->query, "from", true, &from) != 0 ||
+        query_bound(req->query, "to", false, &to) != 0) {
+        http_reply_error(x, 400, "from and to must be ISO-8601 UTC timestamps");
+        return;
+    }
+    if (!node_ready(n)) {
+        http_reply_error(x, 503, "catching up with peer");
+        return;
+    }
+    struct ledger_totals t;
+    ledger_summary(n->ledger, from, to, &t);
+    char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX], body[160];
+    money_format(t.cents[LEDGER_DEFAULT], a);
+    money_format(t.cents[LEDGER_FALLBACK], b);
+    int len = snprintf(body, sizeof(body),
+                       "{\"default\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s},"
+                       "\"fallback\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s}}",
+                       t.count[LEDGER_DEFAULT], a, t.count[LEDGER_FALLBACK], b);
+    n->counters.summaries++;
+    http_reply(x, 200, NULL, body, (size_t)len);
+}
+
+static void post_purge(struct node *n, struct http_exchange *x)
+{
+    struct event ev = {.type = EVENT_PURGED, .epoch = n->purge_epoch + 1};
+    dispatch_purge(n->dispatch);
+    int rv = node_emit(n, &ev, NULL);
+    if (rv != 0) {
+        http_reply_error(x, 500, "purge failed");
+        return;
+    }
+    n->counters.purges++;
+    log_info("api", "payments purged (epoch %" PRIu64 ")", n->purge_epoch);
+    http_reply_json(x, 200, "{\"message\":\"All payments purged.\"}");
+}
+
+static void get_healthz(struct node *n, struct http_exchange *x)
+{
+    char body[128];
+    bool ok = node_ready(n) && !n->stopping;
+    snprintf(body, sizeof(body), "{\"status\":\"%s\",\"nodeId\":%u,\"ready\":%s}",
+             n->stopping ? "stopping" : (ok ? "ok" : "catching-up"), n->cfg.node_id,
+             node_ready(n) ? "true" : "false");
+    http_reply_json(x, ok ? 200 : 503, body);
+}
+
+#define METRICS_CAP 8192
+
+static void api_metrics(struct node *n, struct http_exchange *x)
+{
+    static char buf[METRICS_CAP];
+    size_t len = 0;
+    struct dispatch_stats d;
+    dispatch_get_stats(n->dispatch, &d);
+    const struct node_counters *c = &n->counters;
+    static const char *const proc[LEDGER_NPROC] = {"default", "fallback"};
+    int w = snprintf(
+        buf, sizeof(buf),
+        "# TYPE paynode_http_requests_total counter\n"
+        "paynode_http_requests_total %" PRIu64 "\n"
+        "paynode_payments_total{result=\"accepted\"} %" PRIu64 "\n"
+        "paynode_payments_total{result=\"duplicate\"} %" PRIu64 "\n"
+        "paynode_payments_total{result=\"conflict\"} %" PRIu64 "\n"
+        "paynode_payments_total{result=\"invalid\"} %" PRIu64 "\n"
+        "paynode_payments_total{result=\"refused\"} %" PRIu64 "\n"
+        "paynode_summaries_total %" PRIu64 "\n"
+        "paynode_purges_total %" PRIu64 "\n"
+        "paynode_event_errors_total %" PRIu64 "\n"
+        "paynode_ledger_payments %zu\n"
+        "paynode_ledger_capacity %zu\n"
+        "paynode_ledger_state{state=\"accepted\"} %zu\n"
+        "paynode_ledger_state{state=\"sending\"} %zu\n"
+        "paynode_ledger_state{state=\"recorded\"} %zu\n"
+        "paynode_dispatch_queued %" PRIu64 "\n"
+        "paynode_dispatch_pinned %" PRIu64 "\n"
+        "paynode_dispatch_parked_total %" PRIu64 "\n"
+        "paynode_dispatch_conflicts_total %" PRIu64 "\n"
+        "paynode_dispatch_held_ms_total %" PRIu64 "\n"
+        "paynode_health_checker %d\n",
+        c->http_requests, c->payments_accepted, c->payments_duplicate, c->payments_conflict,
+        c->payments_invalid, c->payments_refused, c->summaries, c->purges, c->event_errors,
+        ledger_size(n->ledger), ledger_capacity(n->ledger),
+        ledger_count_state(n->ledger, LEDGER_ACCEPTED), ledger_count_state(n->ledger, LEDGER_SENDING),
+        ledger_count_state(n->ledger, LEDGER_RECORDED), d.queued, d.pinned, d.parked, d.conflicts,
+        d.held_ms, health_is_checker(n->health));
+    len = w > 0 ? (size_t)w : 0;
+    for (int p = 0; p < LEDGER_NPROC && len < sizeof(buf); p++) {
+        w = snprintf(buf + len, sizeof(buf) - len,
+                     "paynode_dispatch_in_flight{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_sent_total{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_retries_total{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_recorded_total{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_failed_total{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_unknown_total{processor=\"%s\"} %" PRIu64 "\n"
+                     "paynode_dispatch_confirms_total{processor=\"%s\"} %" PRIu64 "\n",
+                     proc[p], d.in_flight[p], proc[p], d.sent[p], proc[p], d.retries[p], proc[p],
+                     d.recorded[p], proc[p], d.failed[p], proc[p], d.unknown[p], proc[p],
+                     d.confirms[p]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    if (n->peer && len < sizeof(buf))
+        len += peer_metrics(n->peer, buf + len, sizeof(buf) - len);
+    if (len > sizeof(buf))
+        len = sizeof(buf);
+    http_reply(x, 200, "Content-Type: text/plain; version=0.0.4\r\n", buf, len);
+}
+
+void api_handle(struct http_exchange *x, const struct http_request *req, void *arg)
+{
+    struct node *n = arg;
+    bool post = req->verb == HTTP_VERB_POST, get = req->verb == HTTP_VERB_GET;
+    n->counters.http_requests++;
+
+    if (slice_eq(req->path, "/payments")) {
+        if (post)
+            post_payment(n, x, req);
+        else
+            http_reply(x, 405, "Allow: POST\r\n", NULL, 0);
+    } else if (slice_eq(req->path, "/payments-summary")) {
+        if (get)
+            get_summary(n, x, req);
+        else
+            http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
+    } else if (slice_eq(req->path, "/purge-payments")) {
+        if (post)
+            post_purge(n, x);
+        else
+            http_reply(x, 405, "Allow: POST\r\n", NULL, 0);
+    } else if (slice_eq(req->path, "/healthz")) {
+        if (get)
+            get_healthz(n, x);
+        else
+            http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
+    } else if (slice_eq(req->path, "/metrics")) {
+        if (get)
+            api_metrics(n, x);
+        else
+            http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
+    } else {
+        http_reply_error(x, 404, "not found");
+    }
+}

@@ -1,0 +1,191 @@
+/* Environment -> struct config, validated once. Durations accept a plain
+ * number of milliseconds or a suffix (ms, s). Nothing here allocates. */
+#include "node/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *env_get(config_getenv_fn *get, void *arg, const char *name)
+{
+    const char *v = get ? get(name, arg) : getenv(name);
+    return (v && *v) ? v : NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* Parses an unsigned decimal in [min, max]; suffix "ms" or "s" allowed when
+ * is_duration (the result is in ms). */
+static int parse_uint(const char *name, const char *v, unsigned long min, unsigned long max,
+                      bool is_duration, unsigned *out, char *err, size_t errlen)
+{
+    unsigned long long n = 0;
+    const char *p = v;
+    if (*p < '0' || *p > '9')
+        return fail(err, errlen, "%s: not a number: %s", name, v);
+    while (*p >= '0' && *p <= '9') {
+        n = n * 10 + (unsigned)(*p - '0');
+        if (n > 0xffffffffULL)
+            return fail(err, errlen, "%s: too large: %s", name, v);
+        p++;
+    }
+    if (is_duration && strcmp(p, "s") == 0)
+        n *= 1000;
+    else if (is_duration && strcmp(p, "ms") == 0)
+        ;
+    else if (*p != '\0')
+        return fail(err, errlen, "%s: not a number%s: %s", name,
+                    is_duration ? " of ms (or with suffix ms/s)" : "", v);
+    if (n < min || n > max)
+        return fail(err, errlen, "%s: %s is out of range [%lu, %lu]", name, v, min, max);
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int copy_str(const char *name, const char *v, char *dst, size_t cap, char *err,
+                    size_t errlen)
+{
+    size_t n = strlen(v);
+    if (n >= cap)
+        return fail(err, errlen, "%s: longer than %zu bytes", name, cap - 1);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int copy_url(const char *name, const char *v, char *dst, size_t cap, char *err,
+                    size_t errlen)
+{
+    if (strncmp(v, "http://", 7) != 0 || v[7] == '\0' || v[7] == '/')
+        return fail(err, errlen, "%s: not an http:// URL: %s", name, v);
+    int rv = copy_str(name, v, dst, cap, err, errlen);
+    if (rv != 0)
+        return rv;
+    size_t n = strlen(dst);
+    while (n > 7 && dst[n - 1] == '/')
+        dst[--n] = '\0';
+    return 0;
+}
+
+static bool is_pow2(unsigned v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+struct uint_setting {
+    const char *name;
+    size_t offset;
+    unsigned def;
+    unsigned long min, max;
+    bool duration;
+};
+
+#define UOFF(f) offsetof(struct config, f)
+
+static const struct uint_setting uint_settings[] = {
+    {"NODE_ID", UOFF(node_id), 1, 1, 255, false},
+    {"SERVER_PORT", UOFF(server_port), 8080, 0, 65535, false},
+    {"HEALTH_CHECK_INTERVAL", UOFF(health_interval_ms), 5000, 5000, 3600000, true},
+    {"REQUEST_TIMEOUT", UOFF(request_timeout_ms), 10000, 100, 600000, true},
+    {"SAFE_LATENCY_MS", UOFF(safe_latency_ms), 1200, 1, 60000, true},
+    {"PROCESSOR_MAX_CONNS", UOFF(processor_max_conns), 250, 1, 4096, false},
+    {"QUEUE_CAPACITY", UOFF(queue_capacity), 1u << 17, 16, 1u << 24, false},
+    {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
+    {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},
+    {"IDLE_TIMEOUT", UOFF(idle_timeout_ms), 60000, 100, 3600000, true},
+};
+
+struct str_setting {
+    const char *name;
+    size_t offset, cap;
+    const char *def;
+    bool url;
+};
+
+#define SOFF(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct str_setting str_settings[] = {
+    {"SERVER_HOST", SOFF(server_host), "0.0.0.0", false},
+    {"SERVER_SOCKET", SOFF(server_socket), "", false},
+    {"DEFAULT_PROCESSOR_URL", SOFF(default_url), "http://127.0.0.1:8001", true},
+    {"FALLBACK_PROCESSOR_URL", SOFF(fallback_url), "http://127.0.0.1:8002", true},
+    {"NNG_LISTEN", SOFF(nng_listen), "", false},
+    {"PEER_NNG_URL", SOFF(peer_nng_url), "", false},
+    {"GOSSIP_LISTEN", SOFF(gossip_listen), "", false},
+    {"PEER_GOSSIP", SOFF(peer_gossip), "", false},
+};
+
+int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < sizeof(uint_settings) / sizeof(uint_settings[0]); i++) {
+        const struct uint_setting *s = &uint_settings[i];
+        unsigned *dst = (unsigned *)((char *)cfg + s->offset);
+        const char *v = env_get(get, arg, s->name);
+        *dst = s->def;
+        if (v) {
+            int rv = parse_uint(s->name, v, s->min, s->max, s->duration, dst, err, errlen);
+            if (rv != 0)
+                return rv;
+        }
+    }
+    for (size_t i = 0; i < sizeof(str_settings) / sizeof(str_settings[0]); i++) {
+        const struct str_setting *s = &str_settings[i];
+        char *dst = (char *)cfg + s->offset;
+        const char *v = env_get(get, arg, s->name);
+        if (!v)
+            v = s->def;
+        int rv = s->url && *v ? copy_url(s->name, v, dst, s->cap, err, errlen)
+                              : copy_str(s->name, v, dst, s->cap, err, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    const char *lvl = env_get(get, arg, "LOG_LEVEL");
+    cfg->log_level = LOG_INFO;
+    if (lvl && log_level_parse(lvl, &cfg->log_level) != 0)
+        return fail(err, errlen, "LOG_LEVEL: expected debug|info|warn|error: %s", lvl);
+
+    if (cfg->server_port == 0 && cfg->server_socket[0] == '\0')
+        return fail(err, errlen, "SERVER_PORT: 0 disables TCP, so SERVER_SOCKET must be set");
+    if (!is_pow2(cfg->queue_capacity))
+        return fail(err, errlen, "QUEUE_CAPACITY: must be a power of two: %u",
+                    cfg->queue_capacity);
+    if (strcmp(cfg->default_url, cfg->fallback_url) == 0)
+        return fail(err, errlen, "DEFAULT_PROCESSOR_URL and FALLBACK_PROCESSOR_URL are the same");
+    int npeer = !!cfg->nng_listen[0] + !!cfg->peer_nng_url[0] + !!cfg->gossip_listen[0] +
+                !!cfg->peer_gossip[0];
+    if (npeer != 0 && npeer != 4)
+        return fail(err, errlen,
+                    "NNG_LISTEN, PEER_NNG_URL, GOSSIP_LISTEN and PEER_GOSSIP go together: "
+                    "set all four or none");
+    return 0;
+}
+
+bool config_has_peer(const struct config *cfg)
+{
+    return cfg->peer_nng_url[0] != '\0';
+}
+
+void config_log(const struct config *c)
+{
+    log_fields(LOG_INFO, "config", "effective configuration",
+               "\"NODE_ID\":%u,\"SERVER_HOST\":\"%s\",\"SERVER_PORT\":%u,\"SERVER_SOCKET\":\"%s\","
+               "\"DEFAULT_PROCESSOR_URL\":\"%s\",\"FALLBACK_PROCESSOR_URL\":\"%s\","
+               "\"HEALTH_CHECK_INTERVAL\":%u,\"REQUEST_TIMEOUT\":%u,\"SAFE_LATENCY_MS\":%u,"
+               "\"PROCESSOR_MAX_CONNS\":%u,\"QUEUE_CAPACITY\":%u,\"LEDGER_CAPACITY\":%u,"
+               "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"NNG_LISTEN\":\"%s\",\"PEER_NNG_URL\":\"%s\","
+               "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\"",
+               c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
+               c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
+               c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
+               c->idle_timeout_ms, c->nng_listen, c->peer_nng_url, c->gossip_listen,
+               c->peer_gossip);
+}

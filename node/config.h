@@ -1,0 +1,53 @@
+/* The node's configuration: read from the environment once at start-up,
+ * validated, then read-only. Every setting has a default that works on one
+ * machine (processors on 127.0.0.1:8001/8002, no peer). */
+#ifndef NODE_CONFIG_H
+#define NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/log.h"
+
+#define CONFIG_URL_MAX 256
+#define CONFIG_PATH_MAX 108 /* sun_path */
+
+struct config {
+    unsigned node_id;                        /* NODE_ID: 1..255 */
+    char server_host[64];                    /* SERVER_HOST: TCP bind address */
+    unsigned server_port;                    /* SERVER_PORT: 0 disables TCP (needs a socket) */
+    char server_socket[CONFIG_PATH_MAX];     /* SERVER_SOCKET: unix socket path, "" = none */
+    char default_url[CONFIG_URL_MAX];        /* DEFAULT_PROCESSOR_URL, no trailing slash */
+    char fallback_url[CONFIG_URL_MAX];       /* FALLBACK_PROCESSOR_URL */
+    unsigned health_interval_ms;             /* HEALTH_CHECK_INTERVAL: >= 5000 */
+    unsigned request_timeout_ms;             /* REQUEST_TIMEOUT: one attempt to a processor */
+    unsigned safe_latency_ms;                /* SAFE_LATENCY_MS: slower processors are avoided */
+    unsigned processor_max_conns;            /* PROCESSOR_MAX_CONNS: in flight per processor */
+    unsigned queue_capacity;                 /* QUEUE_CAPACITY: payments waiting, power of two */
+    unsigned ledger_capacity;                /* LEDGER_CAPACITY: payments held in memory */
+    unsigned max_conns;                      /* MAX_CONNS: inbound connection slots */
+    unsigned idle_timeout_ms;                /* IDLE_TIMEOUT: inbound keep-alive idle limit */
+    enum log_level log_level;                /* LOG_LEVEL */
+    char nng_listen[CONFIG_URL_MAX];         /* NNG_LISTEN: our replication endpoint, "" = alone */
+    char peer_nng_url[CONFIG_URL_MAX];       /* PEER_NNG_URL: the peer's replication endpoint */
+    char gossip_listen[CONFIG_URL_MAX];      /* GOSSIP_LISTEN: host:port for UDP heartbeats */
+    char peer_gossip[CONFIG_URL_MAX];        /* PEER_GOSSIP: the peer's host:port */
+};
+
+/* Returns the value of an environment variable, or NULL. */
+typedef const char *config_getenv_fn(const char *name, void *arg);
+
+/* Fills cfg from the environment (getenv when get is NULL). Returns 0, or
+ * -EINVAL with a one-line reason in err ("SERVER_PORT: not a number: x"). */
+int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Whether the pair settings are present (all four, or none: config_load
+ * rejects a partial set). */
+bool config_has_peer(const struct config *cfg);
+
+/* Logs the effective configuration as one JSON line. */
+void config_log(const struct config *cfg);
+
+#endif

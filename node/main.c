@@ -1,0 +1,209 @@
+/* paynode: wiring only. Reads the configuration, builds the modules around one
+ * libuv loop, runs it, and shuts down in order on SIGTERM/SIGINT:
+ * stop accepting -> finish in-flight processor attempts (bounded) -> answer
+ * what is pending -> close every handle -> exit 0. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "node/clock.h"
+#include "node/config.h"
+#include "node/dispatch.h"
+#include "node/health.h"
+#include "node/http.h"
+#include "node/httpc.h"
+#include "node/ledger.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/peer.h"
+
+static struct node the_node;
+static uv_signal_t sig_term, sig_int;
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("main", "setrlimit(NOFILE) failed: %s", strerror(errno));
+    }
+}
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_httpc_closed(void *arg)
+{
+    struct node *n = arg;
+    n->httpc = NULL;
+    /* Whatever is left (signals, timers of closed modules) closes now. */
+    uv_walk(n->loop, on_walk_close, NULL);
+}
+
+static void on_http_closed(struct http_server *s, void *arg)
+{
+    struct node *n = arg;
+    n->http = NULL;
+    health_close(n->health);
+    n->health = NULL;
+    dispatch_free(n->dispatch);
+    n->dispatch = NULL;
+    httpc_close(n->httpc, on_httpc_closed, n);
+}
+
+static void on_peer_closed(void *arg)
+{
+    struct node *n = arg;
+    n->peer = NULL;
+    http_server_close(n->http, on_http_closed, n);
+}
+
+static void on_dispatch_stopped(void *arg)
+{
+    struct node *n = arg;
+    log_info("main", "dispatch drained; closing");
+    if (n->peer)
+        peer_close(n->peer, on_peer_closed, n);
+    else
+        on_peer_closed(n);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct node *n = &the_node;
+    if (n->stopping) {
+        log_warn("main", "second signal %d: exiting now", signum);
+        exit(0);
+    }
+    log_info("main", "signal %d: stopping", signum);
+    n->stopping = true;
+    http_server_stop_accepting(n->http);
+    uv_signal_stop(&sig_term);
+    uv_signal_stop(&sig_int);
+    dispatch_stop(n->dispatch, on_dispatch_stopped, n);
+}
+
+static int start(struct node *n)
+{
+    struct config *c = &n->cfg;
+    n->ledger = ledger_new(c->ledger_capacity);
+    if (!n->ledger) {
+        log_error("main", "ledger of %u payments: out of memory", c->ledger_capacity);
+        return -ENOMEM;
+    }
+
+    struct httpc_config hc;
+    httpc_config_default(&hc);
+    hc.max_handles = 2 * c->processor_max_conns + 16; /* both processors + health/confirms */
+    hc.max_host_conns = c->processor_max_conns + 8;
+    n->httpc = httpc_new(n->loop, &hc);
+    if (!n->httpc) {
+        log_error("main", "http client: out of memory");
+        return -ENOMEM;
+    }
+
+    struct health_config hcfg;
+    health_config_default(&hcfg);
+    hcfg.url[LEDGER_DEFAULT] = c->default_url;
+    hcfg.url[LEDGER_FALLBACK] = c->fallback_url;
+    hcfg.interval_ms = c->health_interval_ms;
+    hcfg.safe_latency_ms = c->safe_latency_ms;
+    n->health = health_new(n->loop, &hcfg, n->httpc);
+    if (!n->health)
+        return -ENOMEM;
+
+    struct dispatch_config dcfg;
+    dispatch_config_default(&dcfg);
+    dcfg.url[LEDGER_DEFAULT] = c->default_url;
+    dcfg.url[LEDGER_FALLBACK] = c->fallback_url;
+    dcfg.timeout_ms = c->request_timeout_ms;
+    dcfg.max_in_flight[LEDGER_DEFAULT] = c->processor_max_conns;
+    dcfg.max_in_flight[LEDGER_FALLBACK] = c->processor_max_conns;
+    dcfg.queue_capacity = c->queue_capacity;
+    n->dispatch = dispatch_new(n->loop, &dcfg, n->ledger, n->health, n->httpc,
+                               (dispatch_emit_cb *)node_emit, n);
+    if (!n->dispatch)
+        return -ENOMEM;
+
+    struct http_server_config scfg;
+    http_server_config_default(&scfg);
+    scfg.max_conns = c->max_conns;
+    scfg.idle_timeout_ms = c->idle_timeout_ms;
+    scfg.max_body_bytes = 4096; /* a payment is ~80 bytes */
+    n->http = http_server_new(n->loop, &scfg, api_handle, n);
+    if (!n->http)
+        return -ENOMEM;
+    int rv;
+    if (c->server_port != 0) {
+        rv = http_server_listen_tcp(n->http, c->server_host, (int)c->server_port);
+        if (rv != 0) {
+            log_error("main", "listen on %s:%u failed: %s", c->server_host, c->server_port,
+                      uv_strerror(rv));
+            return rv;
+        }
+    }
+    if (c->server_socket[0]) {
+        rv = http_server_listen_unix(n->http, c->server_socket);
+        if (rv != 0) {
+            log_error("main", "listen on %s failed: %s", c->server_socket, uv_strerror(rv));
+            return rv;
+        }
+    }
+
+    if (config_has_peer(c)) {
+        n->peer = peer_new(n);
+        if (!n->peer)
+            return -ENOMEM;
+        rv = peer_start(n->peer);
+        if (rv != 0)
+            return rv;
+    } else {
+        health_set_checker(n->health, true);
+    }
+    health_start(n->health);
+    return 0;
+}
+
+int main(void)
+{
+    struct node *n = &the_node;
+    char err[256];
+    signal(SIGPIPE, SIG_IGN);
+    if (config_load(&n->cfg, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "paynode: bad configuration: %s\n", err);
+        return 2;
+    }
+    log_init(n->cfg.log_level, 1);
+    config_log(&n->cfg);
+    raise_nofile();
+
+    n->magic = NODE_MAGIC;
+    n->loop = uv_default_loop();
+    n->started_ms = clock_wall_ms();
+    uv_signal_init(n->loop, &sig_term);
+    uv_signal_init(n->loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+
+    if (start(n) != 0) {
+        log_error("main", "start-up failed");
+        return 1;
+    }
+    log_fields(LOG_INFO, "main", "ready", "\"nodeId\":%u,\"pair\":%s", n->cfg.node_id,
+               n->peer ? "true" : "false");
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    int rv = uv_loop_close(n->loop);
+    if (rv != 0)
+        log_warn("main", "loop closed with handles left: %s", uv_strerror(rv));
+    ledger_free(n->ledger);
+    log_info("main", "stopped");
+    return 0;
+}
