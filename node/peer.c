@@ -1,0 +1,1042 @@
+/* Replication with the peer: nng pub/sub for the event stream and its
+ * acknowledgements, nng req/rep for repairs (event ranges from a ring of our
+ * recent events, or a snapshot of the whole ledger), node/gossip for liveness,
+ * election and the shared health view. What it guarantees and why is in
+ * docs/REPLICATION.md. This file moves events and decides when the node is in
+ * sync; it makes no routing decision (dispatch does). */
+#include "node/peer.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "node/container.h"
+#include "node/dispatch.h"
+#include "node/gossip.h"
+#include "node/health.h"
+#include "node/ledger.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "proto/catchup.h"
+#include "proto/repl.h"
+#include "proto/wire.h"
+
+#define PEER_MAGIC 0x50454552u    /* "PEER" */
+#define PEER_RING_SIZE (1u << 16) /* our recent events kept for range repairs */
+#define PEER_HOLD_CAP 8192        /* POST replies waiting for an ack */
+#define PEER_HOLD_MAX_MS 300      /* a reply never waits longer (below nginx's timeout) */
+#define PEER_TICK_MS 20
+#define PEER_STALL_MS 300         /* a loop gap this long means we were frozen */
+#define PEER_REQ_TIMEOUT_MS 1000  /* a repair request unanswered this long is re-sent */
+#define PEER_RANGE_MAX 1000       /* events per range repair response */
+#define PEER_NNG_BUF 8192         /* nng SENDBUF/RECVBUF, messages (the maximum) */
+
+enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
+
+struct held_reply {
+    struct http_exchange *x;
+    uint64_t seq;      /* our event that the peer must hold */
+    uint64_t since_ms; /* uv_now when held */
+};
+
+struct peer {
+    uint32_t magic;
+    struct node *n;
+    uv_loop_t *loop;
+    uint8_t self_id;
+    uint64_t incarnation; /* ns since epoch at start */
+    char pub_url[CONFIG_URL_MAX + 8], rep_url[CONFIG_URL_MAX + 8];
+    char peer_pub_url[CONFIG_URL_MAX + 8], peer_rep_url[CONFIG_URL_MAX + 8];
+
+    nng_socket pub, sub, rep, req;
+    bool pub_open, sub_open, rep_open, req_open;
+    uv_poll_t sub_poll, rep_poll, req_poll;
+    bool polls_started;
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    uv_timer_t tick;
+    struct gossip *gossip;
+    atomic_int pub_pipes; /* subscribers connected to our pub socket (nng threads) */
+
+    /* Outgoing batch and the ring of our recent events. */
+    uint8_t *out;
+    struct repl_writer w;
+    bool ack_dirty; /* applied peer events not yet acknowledged */
+    struct event *ring;
+
+    /* The peer as we know it. */
+    uint8_t peer_id;          /* 0 until heard of */
+    uint64_t peer_inc;        /* incarnation whose events `applied` counts */
+    uint64_t applied;         /* last seq of the peer's events applied, in order */
+    uint64_t acked;           /* our events (this incarnation) the peer holds */
+    uint64_t last_batch_ms;   /* uv_now of the last batch received */
+    bool peer_ready;          /* its heartbeat says it is caught up */
+
+    /* Repairs. */
+    enum peer_repair repair;
+    bool caught_up;
+    uint64_t repair_sent_ms;
+    uint32_t snap_cursor;
+    bool snap_first;
+    uint64_t snap_epoch, snap_hwm, snap_inc;
+
+    /* Our own stalls. */
+    uint64_t last_tick_ms;
+    bool resync;
+    uint64_t resync_since_ms;
+
+    bool takeover_pending;
+
+    struct held_reply *holds;
+    unsigned hold_head, hold_len;
+
+    uint8_t *rep_buf; /* one repair response */
+
+    struct {
+        uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps,
+            range_repairs, snapshots, snapshot_records, replies_held, replies_unacked, stalls,
+            takeovers, taken_over, apply_errors, decode_errors;
+    } st;
+
+    peer_closed_cb *closed_cb;
+    void *closed_arg;
+    int closing; /* handles still to close */
+};
+
+static int nng_to_errno(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case NNG_ENOMEM:
+        return -ENOMEM;
+    case NNG_EINVAL:
+        return -EINVAL;
+    case NNG_EADDRINUSE:
+        return -EADDRINUSE;
+    case NNG_EADDRINVAL:
+        return -EADDRNOTAVAIL;
+    case NNG_EAGAIN:
+        return -EAGAIN;
+    default:
+        return -EIO;
+    }
+}
+
+/* "tcp://host:port" -> same with port + 1. */
+static int url_next_port(const char *url, char *out, size_t cap)
+{
+    const char *colon = strrchr(url, ':');
+    if (!colon || colon == url || strncmp(url, "tcp://", 6) != 0)
+        return -EINVAL;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port <= 0 || port >= 65535)
+        return -EINVAL;
+    int n = snprintf(out, cap, "%.*s:%ld", (int)(colon - url), url, port + 1);
+    return (n > 0 && (size_t)n < cap) ? 0 : -EINVAL;
+}
+
+static uint64_t now_ms(const struct peer *p)
+{
+    return uv_now(p->loop);
+}
+
+/* ---- outgoing batches ---------------------------------------------------- */
+
+static void writer_reset(struct peer *p)
+{
+    struct repl_batch h = {
+        .sender_id = p->self_id,
+        .incarnation = p->incarnation,
+        .ack_incarnation = p->peer_inc,
+        .ack_seq = p->applied,
+    };
+    int rv = repl_writer_init(&p->w, p->out, REPL_FRAME_MAX, &h);
+    assert(rv == 0);
+    (void)rv;
+}
+
+static void flush(struct peer *p)
+{
+    if (p->w.hdr.count == 0 && !p->ack_dirty)
+        return;
+    /* The ack goes in at send time: it covers everything applied so far. */
+    p->w.hdr.ack_incarnation = p->peer_inc;
+    p->w.hdr.ack_seq = p->applied;
+    size_t len = repl_writer_finish(&p->w);
+    nng_msg *m;
+    int rv = nng_msg_alloc(&m, len);
+    if (rv == 0) {
+        memcpy(nng_msg_body(m), p->out, len);
+        rv = nng_sendmsg(p->pub, m, NNG_FLAG_NONBLOCK);
+        if (rv != 0)
+            nng_msg_free(m);
+    }
+    if (rv != 0) {
+        /* Lost events are repaired by the peer's range request. */
+        p->st.send_errors++;
+    } else {
+        p->st.batches_out++;
+        p->st.events_out += p->w.hdr.count;
+    }
+    p->ack_dirty = false;
+    writer_reset(p);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush(container_of(h, struct peer, flush_prepare));
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush(container_of(h, struct peer, flush_check));
+}
+
+void peer_publish(struct peer *p, const struct event *ev)
+{
+    assert(p->magic == PEER_MAGIC);
+    p->ring[ev->seq & (PEER_RING_SIZE - 1)] = *ev;
+    if (repl_writer_add(&p->w, ev) == -ENOSPC) {
+        flush(p);
+        int rv = repl_writer_add(&p->w, ev);
+        assert(rv == 0);
+        (void)rv;
+    }
+}
+
+/* ---- held replies ------------------------------------------------------- */
+
+static bool can_ack(const struct peer *p)
+{
+    return p->gossip && gossip_peer_state(p->gossip) == GOSSIP_PEER_ALIVE && p->peer_ready &&
+           atomic_load(&p->pub_pipes) > 0;
+}
+
+/* Answers held replies: those acked, and all of them when force (peer gone),
+ * and those older than PEER_HOLD_MAX_MS. */
+static void release_holds(struct peer *p, bool force)
+{
+    uint64_t now = now_ms(p);
+    while (p->hold_len > 0) {
+        struct held_reply *h = &p->holds[p->hold_head];
+        bool acked = h->seq <= p->acked;
+        bool expired = now - h->since_ms >= PEER_HOLD_MAX_MS;
+        if (!acked && !force && !expired)
+            break;
+        if (!acked)
+            p->st.replies_unacked++;
+        struct http_exchange *x = h->x;
+        p->hold_head = (p->hold_head + 1) % PEER_HOLD_CAP;
+        p->hold_len--;
+        api_reply_accepted(x);
+    }
+}
+
+void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq)
+{
+    if (seq <= p->acked || !can_ack(p) || p->hold_len == PEER_HOLD_CAP) {
+        if (seq > p->acked)
+            p->st.replies_unacked++;
+        api_reply_accepted(x);
+        return;
+    }
+    unsigned i = (p->hold_head + p->hold_len) % PEER_HOLD_CAP;
+    p->holds[i] = (struct held_reply){.x = x, .seq = seq, .since_ms = now_ms(p)};
+    p->hold_len++;
+    p->st.replies_held++;
+}
+
+bool peer_acked(const struct peer *p, uint64_t seq)
+{
+    return seq <= p->acked;
+}
+
+bool peer_listening(const struct peer *p)
+{
+    return atomic_load(&p->pub_pipes) > 0;
+}
+
+bool peer_alive(const struct peer *p)
+{
+    return p->gossip && gossip_peer_state(p->gossip) == GOSSIP_PEER_ALIVE;
+}
+
+/* ---- applying the peer's events ---------------------------------------- */
+
+static void apply_peer_event(struct peer *p, const struct event *ev)
+{
+    struct node *n = p->n;
+    if (ev->type == EVENT_PURGED)
+        dispatch_purge(n->dispatch);
+    int rv = ledger_apply(n->ledger, ev, NULL);
+    if (rv != 0 && rv != -EEXIST && rv != -EPROTO) {
+        p->st.apply_errors++;
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type,
+                 ev->seq, ev->origin, rv);
+    }
+    if (ev->type == EVENT_PURGED && ev->epoch > n->purge_epoch)
+        n->purge_epoch = ev->epoch;
+}
+
+static void start_range_repair(struct peer *p);
+static void start_snapshot(struct peer *p);
+
+/* A new incarnation of the peer: its sequence numbers start again. */
+static void peer_restarted(struct peer *p, uint64_t inc)
+{
+    if (p->peer_inc != 0)
+        log_info("peer", "peer %u has a new incarnation", p->peer_id);
+    p->peer_inc = inc;
+    p->applied = 0;
+    p->acked = 0;
+}
+
+static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
+{
+    struct repl_batch h;
+    struct repl_iter it;
+    if (repl_batch_decode(&h, &it, buf, len) != 0) {
+        p->st.decode_errors++;
+        return;
+    }
+    if (h.sender_id == p->self_id)
+        return;
+    p->peer_id = h.sender_id;
+    p->st.batches_in++;
+    p->last_batch_ms = now_ms(p);
+    if (h.incarnation != p->peer_inc)
+        peer_restarted(p, h.incarnation);
+    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked) {
+        p->acked = h.ack_seq;
+        release_holds(p, false);
+    }
+    if (p->repair == REPAIR_SNAPSHOT || !p->caught_up)
+        return; /* the snapshot and a range repair after it cover these */
+    struct event ev;
+    while (repl_iter_next(&it, &ev) == 1) {
+        if (ev.seq <= p->applied)
+            continue;
+        if (ev.seq != p->applied + 1) {
+            p->st.gaps++;
+            start_range_repair(p);
+            return;
+        }
+        apply_peer_event(p, &ev);
+        p->applied = ev.seq;
+        p->ack_dirty = true;
+        p->st.events_in++;
+    }
+}
+
+static void on_sub_readable(uv_poll_t *h, int status, int events)
+{
+    struct peer *p = h->data;
+    nng_msg *m;
+    while (nng_recvmsg(p->sub, &m, NNG_FLAG_NONBLOCK) == 0) {
+        on_batch(p, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+    }
+}
+
+/* ---- repairs: serving them ---------------------------------------------- */
+
+static void rep_send(struct peer *p, const uint8_t *buf, size_t len)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0)
+        return;
+    memcpy(nng_msg_body(m), buf, len);
+    if (nng_sendmsg(p->rep, m, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(m);
+        p->st.send_errors++;
+    }
+}
+
+static void serve_range(struct peer *p, const struct catchup_request *rq)
+{
+    struct catchup_writer w;
+    uint64_t own = p->n->seq;
+    if (catchup_writer_init(&w, p->rep_buf, REPL_FRAME_MAX, p->self_id, p->incarnation,
+                            rq->origin, rq->from_seq) != 0)
+        return;
+    bool in_ring = rq->origin == p->self_id && rq->from_seq <= own &&
+                   own - rq->from_seq < PEER_RING_SIZE;
+    if (in_ring) {
+        uint64_t end = own;
+        if (end - rq->from_seq >= rq->max_count)
+            end = rq->from_seq + rq->max_count - 1;
+        for (uint64_t s = rq->from_seq; s <= end; s++)
+            if (catchup_writer_add(&w, &p->ring[s & (PEER_RING_SIZE - 1)]) != 0)
+                break;
+    }
+    /* Not in the ring: count 0 with first_seq <= last_seq says "ask for a snapshot". */
+    int len = catchup_writer_finish(&w, rq->origin == p->self_id ? own : 0);
+    if (len > 0)
+        rep_send(p, p->rep_buf, (size_t)len);
+}
+
+static void serve_snapshot(struct peer *p, const struct snap_request *rq)
+{
+    static struct snap_record recs[SNAP_MAX_RECORDS];
+    struct ledger *l = p->n->ledger;
+    size_t size = ledger_size(l);
+    uint32_t i = rq->cursor;
+    uint16_t count = 0;
+    while (i < size && count < rq->max_count) {
+        struct payment *pay = ledger_at(l, i++);
+        struct snap_record *r = &recs[count++];
+        memcpy(r->id, pay->id, 16);
+        r->amount_cents = pay->amount_cents;
+        r->accepted_ms = pay->accepted_ms;
+        r->requested_at_ms = pay->requested_at_ms;
+        r->state = pay->state;
+        r->processor = pay->processor;
+        r->owner = pay->owner;
+        r->failed = pay->failed;
+    }
+    struct snap_response h = {
+        .responder_id = p->self_id,
+        .incarnation = p->incarnation,
+        .purge_epoch = p->n->purge_epoch,
+        .own_seq = p->n->seq,
+        .next_cursor = i,
+        .done = i >= size,
+        .count = count,
+    };
+    int len = snap_response_encode(&h, recs, p->rep_buf, REPL_FRAME_MAX);
+    if (len > 0)
+        rep_send(p, p->rep_buf, (size_t)len);
+}
+
+static void on_rep_readable(uv_poll_t *h, int status, int events)
+{
+    struct peer *p = h->data;
+    nng_msg *m;
+    while (nng_recvmsg(p->rep, &m, NNG_FLAG_NONBLOCK) == 0) {
+        const uint8_t *buf = nng_msg_body(m);
+        size_t len = nng_msg_len(m);
+        struct catchup_request crq;
+        struct snap_request srq;
+        if (catchup_request_decode(&crq, buf, len) == 0)
+            serve_range(p, &crq);
+        else if (snap_request_decode(&srq, buf, len) == 0)
+            serve_snapshot(p, &srq);
+        else
+            p->st.decode_errors++; /* REP then waits for the next request */
+        nng_msg_free(m);
+    }
+}
+
+/* ---- repairs: asking for them ------------------------------------------- */
+
+static void req_send(struct peer *p, const uint8_t *buf, size_t len)
+{
+    nng_msg *m;
+    p->repair_sent_ms = now_ms(p);
+    if (nng_msg_alloc(&m, len) != 0)
+        return;
+    memcpy(nng_msg_body(m), buf, len);
+    if (nng_sendmsg(p->req, m, NNG_FLAG_NONBLOCK) != 0) {
+        nng_msg_free(m); /* the tick re-sends after PEER_REQ_TIMEOUT_MS */
+        p->st.send_errors++;
+    }
+}
+
+static void send_snapshot_request(struct peer *p)
+{
+    uint8_t buf[SNAP_REQUEST_LEN];
+    struct snap_request rq = {.requester_id = p->self_id,
+                              .incarnation = p->incarnation,
+                              .cursor = p->snap_cursor,
+                              .max_count = SNAP_MAX_RECORDS};
+    if (snap_request_encode(&rq, buf, sizeof(buf)) == SNAP_REQUEST_LEN)
+        req_send(p, buf, sizeof(buf));
+}
+
+static void start_snapshot(struct peer *p)
+{
+    p->repair = REPAIR_SNAPSHOT;
+    p->snap_cursor = 0;
+    p->snap_first = true;
+    p->st.snapshots++;
+    log_info("peer", "asking the peer for its whole ledger");
+    send_snapshot_request(p);
+}
+
+static void send_range_request(struct peer *p)
+{
+    uint8_t buf[CATCHUP_REQUEST_LEN];
+    struct catchup_request rq = {.requester_id = p->self_id,
+                                 .origin = p->peer_id,
+                                 .incarnation = p->incarnation,
+                                 .from_seq = p->applied + 1,
+                                 .max_count = PEER_RANGE_MAX};
+    if (catchup_request_encode(&rq, buf, sizeof(buf)) == CATCHUP_REQUEST_LEN)
+        req_send(p, buf, sizeof(buf));
+}
+
+static void start_range_repair(struct peer *p)
+{
+    if (p->repair != REPAIR_NONE || p->peer_id == 0)
+        return;
+    p->repair = REPAIR_RANGE;
+    p->st.range_repairs++;
+    send_range_request(p);
+}
+
+/* Rebuilds one payment from a snapshot record through ordinary events. */
+static void apply_record(struct peer *p, const struct snap_record *r)
+{
+    struct event ev = {.origin = r->owner, .seq = 1, .amount_cents = r->amount_cents};
+    memcpy(ev.id, r->id, 16);
+    ev.type = EVENT_ACCEPTED;
+    ev.at_ms = r->accepted_ms;
+    int rv = ledger_apply(p->n->ledger, &ev, NULL);
+    if (rv != 0 && rv != -EEXIST) {
+        p->st.apply_errors++;
+        return;
+    }
+    for (uint8_t proc = 0; proc < LEDGER_NPROC; proc++) {
+        if (r->failed & (1u << proc)) {
+            ev.type = EVENT_FAILED;
+            ev.processor = proc;
+            (void)!ledger_apply(p->n->ledger, &ev, NULL);
+        }
+    }
+    if (r->state == LEDGER_SENDING || r->state == LEDGER_RECORDED) {
+        ev.type = r->state == LEDGER_SENDING ? EVENT_SENDING : EVENT_RECORDED;
+        ev.processor = r->processor;
+        ev.at_ms = r->requested_at_ms;
+        (void)!ledger_apply(p->n->ledger, &ev, NULL);
+    }
+    p->st.snapshot_records++;
+}
+
+static void finish_catch_up(struct peer *p, const char *how)
+{
+    p->repair = REPAIR_NONE;
+    if (!p->caught_up)
+        log_info("peer", "caught up with the peer (%s), peer seq %" PRIu64, how, p->applied);
+    p->caught_up = true;
+    p->ack_dirty = true;
+}
+
+static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
+{
+    struct snap_response h;
+    if (p->repair != REPAIR_SNAPSHOT || snap_response_decode(&h, buf, len) != 0) {
+        p->st.decode_errors += p->repair == REPAIR_SNAPSHOT;
+        return;
+    }
+    if (p->snap_first) {
+        p->snap_first = false;
+        p->snap_epoch = h.purge_epoch;
+        p->snap_hwm = h.own_seq;
+        p->snap_inc = h.incarnation;
+        p->peer_id = h.responder_id;
+    } else if (h.purge_epoch != p->snap_epoch || h.incarnation != p->snap_inc) {
+        start_snapshot(p); /* the peer purged or restarted mid-walk */
+        return;
+    }
+    for (uint16_t i = 0; i < h.count; i++) {
+        struct snap_record r;
+        snap_response_record(buf, i, &r);
+        apply_record(p, &r);
+    }
+    if (h.purge_epoch > p->n->purge_epoch)
+        p->n->purge_epoch = h.purge_epoch;
+    if (!h.done) {
+        p->snap_cursor = h.next_cursor;
+        send_snapshot_request(p);
+        return;
+    }
+    /* Everything up to the peer's seq at the first chunk is in; later events
+     * come as a range repair (or are already reflected: applying them again
+     * is harmless, the ledger's transitions are idempotent). */
+    if (p->snap_inc != p->peer_inc)
+        peer_restarted(p, p->snap_inc);
+    p->applied = p->snap_hwm;
+    finish_catch_up(p, "snapshot");
+    start_range_repair(p);
+}
+
+static void on_range_response(struct peer *p, const uint8_t *buf, size_t len)
+{
+    struct catchup_response h;
+    struct catchup_iter it;
+    if (p->repair != REPAIR_RANGE || catchup_response_decode(&h, &it, buf, len) != 0) {
+        p->st.decode_errors += p->repair == REPAIR_RANGE;
+        return;
+    }
+    if (h.incarnation != p->peer_inc) {
+        /* Restarted since: whatever we had of it is of the old incarnation. */
+        peer_restarted(p, h.incarnation);
+        p->repair = REPAIR_NONE;
+        start_snapshot(p);
+        return;
+    }
+    if (h.count == 0) {
+        if (h.first_seq <= h.last_seq) {
+            p->repair = REPAIR_NONE;
+            start_snapshot(p); /* the range left the peer's ring */
+        } else {
+            p->repair = REPAIR_NONE;
+        }
+        return;
+    }
+    struct event ev;
+    while (catchup_iter_next(&it, &ev) == 1) {
+        if (ev.seq != p->applied + 1)
+            continue;
+        apply_peer_event(p, &ev);
+        p->applied = ev.seq;
+        p->ack_dirty = true;
+        p->st.events_in++;
+    }
+    if (h.more) {
+        send_range_request(p);
+        return;
+    }
+    p->repair = REPAIR_NONE;
+}
+
+static void on_req_readable(uv_poll_t *hd, int status, int events)
+{
+    struct peer *p = hd->data;
+    nng_msg *m;
+    while (nng_recvmsg(p->req, &m, NNG_FLAG_NONBLOCK) == 0) {
+        const uint8_t *buf = nng_msg_body(m);
+        size_t len = nng_msg_len(m);
+        if (len >= 3 && buf[2] == WIRE_T_SNAP_RESPONSE)
+            on_snapshot_response(p, buf, len);
+        else
+            on_range_response(p, buf, len);
+        nng_msg_free(m);
+    }
+}
+
+/* ---- gossip ------------------------------------------------------------- */
+
+static void gossip_fill(struct heartbeat *hb, void *arg)
+{
+    struct peer *p = arg;
+    struct node *n = p->n;
+    if (p->self_id <= HEARTBEAT_MAX_ORIGINS)
+        hb->last_seq[p->self_id - 1] = n->seq;
+    if (p->peer_id >= 1 && p->peer_id <= HEARTBEAT_MAX_ORIGINS)
+        hb->last_seq[p->peer_id - 1] = p->applied;
+    struct ledger_totals t;
+    ledger_summary(n->ledger, INT64_MIN, INT64_MAX, &t);
+    for (int i = 0; i < HEARTBEAT_PROCESSORS; i++) {
+        hb->totals[i].count = (uint64_t)t.count[i];
+        hb->totals[i].amount_cents = t.cents[i];
+        bool failing;
+        uint32_t min_ms, age_ms;
+        if (health_local_result(n->health, i, &failing, &min_ms, &age_ms)) {
+            hb->health[i] = (struct heartbeat_health){
+                .valid = true, .failing = failing, .min_response_ms = min_ms, .age_ms = age_ms};
+        }
+    }
+    if (n->stopping)
+        hb->flags = HEARTBEAT_F_SHUTTING_DOWN;
+    else if (p->caught_up && !p->resync)
+        hb->flags = HEARTBEAT_F_READY;
+    else
+        hb->flags = HEARTBEAT_F_CATCHING_UP;
+}
+
+static void end_resync(struct peer *p, const char *why)
+{
+    if (!p->resync)
+        return;
+    p->resync = false;
+    log_info("peer", "resynchronised after a stall (%s)", why);
+}
+
+static void on_gossip_peer(const struct heartbeat *hb, void *arg)
+{
+    struct peer *p = arg;
+    struct node *n = p->n;
+    p->peer_id = hb->node_id;
+    p->peer_ready = (hb->flags & HEARTBEAT_F_READY) != 0;
+    if (hb->checker_id == hb->node_id && !gossip_is_checker(p->gossip)) {
+        for (int i = 0; i < HEARTBEAT_PROCESSORS; i++)
+            if (hb->health[i].valid)
+                health_apply_remote(n->health, i, hb->health[i].failing,
+                                    hb->health[i].min_response_ms, hb->health[i].age_ms);
+    }
+    if (hb->incarnation != p->peer_inc || !p->caught_up)
+        return; /* its stream or a snapshot will tell us more */
+    uint64_t peer_seq =
+        hb->node_id <= HEARTBEAT_MAX_ORIGINS ? hb->last_seq[hb->node_id - 1] : 0;
+    if (peer_seq > p->applied && now_ms(p) - p->last_batch_ms > 2 * PEER_TICK_MS) {
+        p->st.gaps++;
+        start_range_repair(p); /* the tail of its stream was lost */
+    }
+    if (p->resync && now_ms(p) > p->resync_since_ms && peer_seq <= p->applied &&
+        p->repair == REPAIR_NONE)
+        end_resync(p, "peer digest matched");
+}
+
+static void take_over(struct peer *p)
+{
+    unsigned taken = 0;
+    int rv = dispatch_resume_unrecorded(p->n->dispatch, p->peer_id, &taken);
+    p->takeover_pending = rv == -EAGAIN;
+    p->st.taken_over += taken;
+    if (taken)
+        log_info("peer", "took over %u unfinished payments of node %u", taken, p->peer_id);
+}
+
+static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state st, bool restarted,
+                            void *arg)
+{
+    struct peer *p = arg;
+    log_fields(LOG_INFO, "peer", "peer state", "\"from\":\"%s\",\"to\":\"%s\",\"restarted\":%s",
+               gossip_peer_state_name(old), gossip_peer_state_name(st),
+               restarted ? "true" : "false");
+    if (st == GOSSIP_PEER_DEAD || restarted) {
+        /* Its dispatch is gone: whatever it owned and did not finish is ours. */
+        release_holds(p, true);
+        if (p->peer_id != 0) {
+            p->st.takeovers++;
+            take_over(p);
+        }
+    }
+    if (st == GOSSIP_PEER_DEAD) {
+        p->peer_ready = false;
+        if (!p->caught_up) {
+            p->repair = REPAIR_NONE;
+            finish_catch_up(p, "peer dead, alone");
+        }
+        end_resync(p, "peer dead");
+    }
+    if (restarted && st == GOSSIP_PEER_ALIVE)
+        p->peer_ready = false;
+}
+
+static void on_gossip_checker(bool self, void *arg)
+{
+    struct peer *p = arg;
+    log_info("peer", "health checker: %s", self ? "this node" : "the peer");
+    health_set_checker(p->n->health, self);
+}
+
+/* ---- tick: stalls, held replies, repair time-outs ----------------------- */
+
+/* Detects a stall of our own loop: called from the tick and from every
+ * payment request, because after a SIGSTOP the buffered requests are read
+ * before any timer runs. */
+static void check_stall(struct peer *p)
+{
+    uint64_t now = now_ms(p);
+    if (p->last_tick_ms != 0 && now - p->last_tick_ms > PEER_STALL_MS && !p->resync) {
+        p->st.stalls++;
+        p->resync = true;
+        p->resync_since_ms = now;
+        log_warn("peer", "loop stalled for %" PRIu64 " ms: resynchronising with the peer",
+                 now - p->last_tick_ms);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct peer *p = container_of(t, struct peer, tick);
+    check_stall(p);
+    p->last_tick_ms = now_ms(p);
+    enum gossip_peer_state st = gossip_peer_state(p->gossip);
+    release_holds(p, !can_ack(p));
+    if (p->takeover_pending && st == GOSSIP_PEER_DEAD)
+        take_over(p);
+    if (p->repair != REPAIR_NONE && now_ms(p) - p->repair_sent_ms > PEER_REQ_TIMEOUT_MS) {
+        if (p->repair == REPAIR_SNAPSHOT)
+            send_snapshot_request(p);
+        else
+            send_range_request(p);
+    }
+    if (!p->caught_up && p->repair == REPAIR_NONE && st == GOSSIP_PEER_ALIVE)
+        start_snapshot(p);
+    if (p->resync && st != GOSSIP_PEER_ALIVE && st != GOSSIP_PEER_SUSPECT)
+        end_resync(p, "peer not alive");
+}
+
+bool peer_caught_up(const struct peer *p)
+{
+    return p->caught_up;
+}
+
+bool peer_refusing(const struct peer *p)
+{
+    check_stall((struct peer *)p);
+    return !p->caught_up || p->resync;
+}
+
+/* ---- start, stop -------------------------------------------------------- */
+
+static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    struct peer *p = arg;
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        atomic_fetch_add(&p->pub_pipes, 1);
+    else if (ev == NNG_PIPE_EV_REM_POST)
+        atomic_fetch_sub(&p->pub_pipes, 1);
+}
+
+struct peer *peer_new(struct node *n)
+{
+    struct peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->magic = PEER_MAGIC;
+    p->n = n;
+    p->loop = n->loop;
+    p->self_id = (uint8_t)n->cfg.node_id;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->incarnation = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    atomic_init(&p->pub_pipes, 0);
+    snprintf(p->pub_url, sizeof(p->pub_url), "%s", n->cfg.nng_listen);
+    snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", n->cfg.peer_nng_url);
+    p->out = malloc(REPL_FRAME_MAX);
+    p->rep_buf = malloc(REPL_FRAME_MAX);
+    p->ring = calloc(PEER_RING_SIZE, sizeof(*p->ring));
+    p->holds = calloc(PEER_HOLD_CAP, sizeof(*p->holds));
+    if (!p->out || !p->rep_buf || !p->ring || !p->holds ||
+        url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
+        url_next_port(p->peer_pub_url, p->peer_rep_url, sizeof(p->peer_rep_url)) != 0) {
+        log_error("peer", "bad NNG_LISTEN/PEER_NNG_URL (want tcp://host:port) or out of memory");
+        free(p->out);
+        free(p->rep_buf);
+        free(p->ring);
+        free(p->holds);
+        free(p);
+        return NULL;
+    }
+    writer_reset(p);
+    return p;
+}
+
+static int open_sockets(struct peer *p)
+{
+    int rv;
+    if ((rv = nng_pub0_open(&p->pub)) != 0)
+        return rv;
+    p->pub_open = true;
+    if ((rv = nng_sub0_open(&p->sub)) != 0)
+        return rv;
+    p->sub_open = true;
+    if ((rv = nng_rep0_open(&p->rep)) != 0)
+        return rv;
+    p->rep_open = true;
+    if ((rv = nng_req0_open(&p->req)) != 0)
+        return rv;
+    p->req_open = true;
+
+    nng_socket all[4] = {p->pub, p->sub, p->rep, p->req};
+    for (int i = 0; i < 4; i++) {
+        nng_socket_set_size(all[i], NNG_OPT_RECVMAXSZ, REPL_FRAME_MAX + 1024);
+        nng_socket_set_ms(all[i], NNG_OPT_RECONNMINT, 10);
+        nng_socket_set_ms(all[i], NNG_OPT_RECONNMAXT, 200);
+    }
+    if ((rv = nng_socket_set_int(p->pub, NNG_OPT_SENDBUF, PEER_NNG_BUF)) != 0 ||
+        (rv = nng_socket_set_int(p->sub, NNG_OPT_RECVBUF, PEER_NNG_BUF)) != 0 ||
+        (rv = nng_socket_set(p->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
+        (rv = nng_socket_set_ms(p->req, NNG_OPT_REQ_RESENDTIME, PEER_REQ_TIMEOUT_MS)) != 0)
+        return rv;
+    if ((rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_ADD_POST, on_pipe_event, p)) != 0 ||
+        (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0)
+        return rv;
+    if ((rv = nng_listen(p->pub, p->pub_url, NULL, 0)) != 0) {
+        log_error("peer", "listen %s failed: %s", p->pub_url, nng_strerror(rv));
+        return rv;
+    }
+    if ((rv = nng_listen(p->rep, p->rep_url, NULL, 0)) != 0) {
+        log_error("peer", "listen %s failed: %s", p->rep_url, nng_strerror(rv));
+        return rv;
+    }
+    if ((rv = nng_dial(p->sub, p->peer_pub_url, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
+        (rv = nng_dial(p->req, p->peer_rep_url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        log_error("peer", "dial %s failed: %s", p->peer_pub_url, nng_strerror(rv));
+        return rv;
+    }
+    return 0;
+}
+
+static int start_poll(struct peer *p, nng_socket s, uv_poll_t *h, uv_poll_cb cb)
+{
+    int fd;
+    int rv = nng_socket_get_int(s, NNG_OPT_RECVFD, &fd);
+    if (rv != 0)
+        return nng_to_errno(rv);
+    rv = uv_poll_init(p->loop, h, fd);
+    if (rv != 0)
+        return rv;
+    h->data = p;
+    return uv_poll_start(h, UV_READABLE, cb);
+}
+
+int peer_start(struct peer *p)
+{
+    int rv = open_sockets(p);
+    if (rv != 0) {
+        log_error("peer", "nng set-up failed: %s", nng_strerror(rv));
+        return nng_to_errno(rv);
+    }
+    if ((rv = start_poll(p, p->sub, &p->sub_poll, on_sub_readable)) != 0 ||
+        (rv = start_poll(p, p->rep, &p->rep_poll, on_rep_readable)) != 0 ||
+        (rv = start_poll(p, p->req, &p->req_poll, on_req_readable)) != 0)
+        return rv;
+    p->polls_started = true;
+    uv_prepare_init(p->loop, &p->flush_prepare);
+    uv_prepare_start(&p->flush_prepare, on_flush_prepare);
+    uv_check_init(p->loop, &p->flush_check);
+    uv_check_start(&p->flush_check, on_flush_check);
+    uv_timer_init(p->loop, &p->tick);
+    uv_timer_start(&p->tick, on_tick, PEER_TICK_MS, PEER_TICK_MS);
+    p->last_tick_ms = now_ms(p);
+
+    struct gossip_config gc = {
+        .self_id = p->self_id,
+        .incarnation = p->incarnation,
+        .listen_addr = p->n->cfg.gossip_listen,
+        .peer_addr = p->n->cfg.peer_gossip,
+    };
+    struct gossip_callbacks cbs = {
+        .fill = gossip_fill,
+        .on_peer = on_gossip_peer,
+        .on_peer_state = on_gossip_state,
+        .on_checker = on_gossip_checker,
+    };
+    p->gossip = gossip_new(p->loop, &gc, &cbs, p);
+    if (!p->gossip) {
+        log_error("peer", "bad GOSSIP_LISTEN/PEER_GOSSIP");
+        return -EINVAL;
+    }
+    rv = gossip_start(p->gossip);
+    if (rv != 0) {
+        log_error("peer", "gossip on %s failed: %s", gc.listen_addr, uv_strerror(rv));
+        return rv;
+    }
+    health_set_checker(p->n->health, gossip_is_checker(p->gossip));
+    log_fields(LOG_INFO, "peer", "replication started",
+               "\"pub\":\"%s\",\"rep\":\"%s\",\"peerPub\":\"%s\",\"peerRep\":\"%s\"", p->pub_url,
+               p->rep_url, p->peer_pub_url, p->peer_rep_url);
+    return 0;
+}
+
+size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
+{
+    int n = snprintf(
+        buf, cap,
+        "paynode_peer_alive %d\n"
+        "paynode_peer_caught_up %d\n"
+        "paynode_peer_resyncing %d\n"
+        "paynode_peer_subscribers %d\n"
+        "paynode_peer_applied_seq %" PRIu64 "\n"
+        "paynode_peer_acked_seq %" PRIu64 "\n"
+        "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
+        "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
+        "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
+        "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
+        "paynode_peer_send_errors_total %" PRIu64 "\n"
+        "paynode_peer_gaps_total %" PRIu64 "\n"
+        "paynode_peer_range_repairs_total %" PRIu64 "\n"
+        "paynode_peer_snapshots_total %" PRIu64 "\n"
+        "paynode_peer_snapshot_records_total %" PRIu64 "\n"
+        "paynode_peer_replies_held_total %" PRIu64 "\n"
+        "paynode_peer_replies_unacked_total %" PRIu64 "\n"
+        "paynode_peer_stalls_total %" PRIu64 "\n"
+        "paynode_peer_takeovers_total %" PRIu64 "\n"
+        "paynode_peer_taken_over_total %" PRIu64 "\n"
+        "paynode_peer_apply_errors_total %" PRIu64 "\n"
+        "paynode_peer_decode_errors_total %" PRIu64 "\n",
+        peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
+        p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
+        p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
+        p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers,
+        p->st.taken_over, p->st.apply_errors, p->st.decode_errors);
+    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+}
+
+static void free_peer(struct peer *p)
+{
+    peer_closed_cb *cb = p->closed_cb;
+    void *arg = p->closed_arg;
+    free(p->out);
+    free(p->rep_buf);
+    free(p->ring);
+    free(p->holds);
+    p->magic = 0;
+    free(p);
+    if (cb)
+        cb(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct peer *p = h->data;
+    if (--p->closing > 0)
+        return;
+    /* Polls are closed: nng may now close its fds. */
+    if (p->pub_open)
+        nng_close(p->pub);
+    if (p->sub_open)
+        nng_close(p->sub);
+    if (p->rep_open)
+        nng_close(p->rep);
+    if (p->req_open)
+        nng_close(p->req);
+    free_peer(p);
+}
+
+static void close_handle(struct peer *p, uv_handle_t *h)
+{
+    h->data = p;
+    p->closing++;
+    uv_close(h, on_handle_closed);
+}
+
+static void on_gossip_closed(struct gossip *g, void *arg)
+{
+    struct peer *p = arg;
+    p->gossip = NULL;
+    p->closing++; /* guard while handles are queued for closing */
+    if (p->polls_started) {
+        close_handle(p, (uv_handle_t *)&p->sub_poll);
+        close_handle(p, (uv_handle_t *)&p->rep_poll);
+        close_handle(p, (uv_handle_t *)&p->req_poll);
+        close_handle(p, (uv_handle_t *)&p->flush_prepare);
+        close_handle(p, (uv_handle_t *)&p->flush_check);
+        close_handle(p, (uv_handle_t *)&p->tick);
+    }
+    uv_handle_t guard;
+    guard.data = p;
+    on_handle_closed(&guard);
+}
+
+void peer_close(struct peer *p, peer_closed_cb *cb, void *arg)
+{
+    assert(p->magic == PEER_MAGIC);
+    p->closed_cb = cb;
+    p->closed_arg = arg;
+    release_holds(p, true);
+    flush(p);
+    if (p->gossip)
+        gossip_close(p->gossip, on_gossip_closed, p);
+    else
+        on_gossip_closed(NULL, p);
+}

@@ -1,0 +1,66 @@
+/* Replication with the peer node: our ledger events go out on an nng pub
+ * socket in batches (one per loop iteration), the peer's come in on a sub
+ * socket and are applied in sequence; each batch also acknowledges the peer's
+ * events we hold. Gaps are repaired over nng req/rep (a range of events from
+ * the peer's ring, or a snapshot of its whole ledger when the range is gone or
+ * we restarted). UDP gossip (node/gossip) gives liveness, the checker election
+ * and the health view. On the peer's death we take over its unfinished
+ * payments; after our own stall (SIGSTOP, overload) we stop dispatching and
+ * refuse payments until we have caught up with the peer again.
+ *
+ * Endpoints: NNG_LISTEN is our pub socket, and the same host with port + 1 our
+ * rep socket; PEER_NNG_URL likewise for the peer. docs/REPLICATION.md tells
+ * the protocol and its guarantees. Loop thread only, except the nng pipe
+ * notifications, which only touch an atomic counter. */
+#ifndef NODE_PEER_H
+#define NODE_PEER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/event.h"
+
+struct node;
+struct http_exchange;
+struct payment;
+
+struct peer;
+
+/* Allocates; reads n->cfg. NULL on allocation failure or a bad URL. */
+struct peer *peer_new(struct node *n);
+/* Opens the sockets, starts gossip and asks the peer for its ledger. Returns
+ * 0 or a negative errno (logged). */
+int peer_start(struct peer *p) __attribute__((warn_unused_result));
+
+/* Queues one of our events for the next batch (node_emit calls it). */
+void peer_publish(struct peer *p, const struct event *ev);
+
+/* True once we hold the peer's ledger (snapshot done), or when the peer is
+ * dead and there is nobody to catch up from. */
+bool peer_caught_up(const struct peer *p);
+
+/* True while payments must not be taken: not caught up, or resynchronising
+ * after a stall of our own loop. The API answers 503 then (nginx retries on
+ * the other node). */
+bool peer_refusing(const struct peer *p);
+
+/* Answers the POST behind x (api_reply_accepted) once the peer holds our event
+ * seq, or at once when the peer cannot acknowledge (not alive, not ready).
+ * Holds at most PEER_HOLD_MAX_MS. */
+void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq);
+
+/* Whether the peer holds our event seq (of this incarnation). */
+bool peer_acked(const struct peer *p, uint64_t seq);
+/* Whether the peer might see our events now (a subscriber is connected). */
+bool peer_listening(const struct peer *p);
+/* Whether gossip says the peer is alive. */
+bool peer_alive(const struct peer *p);
+
+/* Prometheus lines for /metrics; returns bytes written (truncated to cap). */
+size_t peer_metrics(const struct peer *p, char *buf, size_t cap);
+
+typedef void peer_closed_cb(void *arg);
+/* Sends the last batch, closes gossip, sockets and handles, frees p, then cb. */
+void peer_close(struct peer *p, peer_closed_cb *cb, void *arg);
+
+#endif
