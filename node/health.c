@@ -29,7 +29,11 @@ void health_config_default(struct health_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->interval_ms = 5000;
-    cfg->poll_timeout_ms = 3000;
+    /* Longer than the processor's 5 s window: a call that found the window's
+     * slot taken is queued and answered when the next window opens. Timing it
+     * out earlier loses that answer while it still uses up the next window's
+     * slot, so every later poll would queue again: a chain of "no answer". */
+    cfg->poll_timeout_ms = 6000;
     cfg->safe_latency_ms = 1200;
     cfg->stale_ms = 11000;
     cfg->error_threshold = 3;
@@ -238,7 +242,7 @@ struct health *health_new(uv_loop_t *loop, const struct health_config *cfg, stru
     health_view_init(&h->view, cfg);
     h->interval_ms =
         cfg->interval_ms < HEALTH_MIN_INTERVAL_MS ? HEALTH_MIN_INTERVAL_MS : cfg->interval_ms;
-    h->poll_timeout_ms = cfg->poll_timeout_ms ? cfg->poll_timeout_ms : 3000;
+    h->poll_timeout_ms = cfg->poll_timeout_ms ? cfg->poll_timeout_ms : 6000;
     for (int p = 0; p < LEDGER_NPROC; p++) {
         snprintf(h->url[p], sizeof(h->url[p]), "%s/payments/service-health", cfg->url[p]);
         h->poll[p].h = h;
@@ -334,9 +338,19 @@ void health_set_checker(struct health *h, bool checker)
         return;
     h->checker = checker;
     log_info("health", "checker role %s", checker ? "taken" : "released");
-    /* A new checker polls at once: the previous one may have been dead for a while. */
-    if (checker && uv_is_active((uv_handle_t *)&h->timer))
-        uv_timer_start(&h->timer, on_health_timer, 0, h->interval_ms + HEALTH_INTERVAL_SLACK_MS);
+    if (!checker || !uv_is_active((uv_handle_t *)&h->timer))
+        return;
+    /* A new checker keeps the previous one's cadence: it polls one interval
+     * after the newest poll it knows of (its own or the peer's, from gossip),
+     * or at once if it knows of none. Polling earlier would fall in the same
+     * rate-limit window and get 429 (or queue behind it). */
+    uint64_t now = uv_now(h->loop), last = 0;
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        if (h->view.proc[p].chk_valid && h->view.proc[p].chk_at_ms > last)
+            last = h->view.proc[p].chk_at_ms;
+    uint64_t period = h->interval_ms + HEALTH_INTERVAL_SLACK_MS;
+    uint64_t delay = last != 0 && last + period > now ? last + period - now : 0;
+    uv_timer_start(&h->timer, on_health_timer, delay, period);
 }
 
 bool health_is_checker(const struct health *h)

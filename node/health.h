@@ -32,7 +32,7 @@ struct health_config {
     unsigned probe_interval_ms;    /* at most one probe payment per processor this often */
 };
 
-/* interval 5000, poll timeout 3000, safe latency 1200, stale 11000,
+/* interval 5000, poll timeout 6000, safe latency 1200, stale 11000,
  * errors 3, probe 1000. */
 void health_config_default(struct health_config *cfg);
 

@@ -294,6 +294,8 @@ spawn()
 
 # wait_ready <part> <port> <path> <want>: until GET path answers `want` ("any" for
 # any status), the process dies, or READY_TIMEOUT passes.
+READY_PROBE=/payments/00000000-0000-4000-8000-000000000000
+
 wait_ready()
 {
     local part=$1 port=$2 path=$3 want=$4 pid code="" deadline
@@ -399,8 +401,11 @@ cmd_start()
         spawn procsim-fallback "$PROCSIM_BIN" --port "$PROCSIM_FALLBACK_PORT" --name fallback \
             --fee "$PROCSIM_FALLBACK_FEE" --token "$PROCSIM_TOKEN"
     fi
-    [ -n "$EXT_DEFAULT_URL" ] || wait_ready procsim-default "$PROCSIM_DEFAULT_PORT" /payments/service-health any
-    [ -n "$EXT_FALLBACK_URL" ] || wait_ready procsim-fallback "$PROCSIM_FALLBACK_PORT" /payments/service-health any
+    # Readiness by a lookup (404), never by /payments/service-health: that
+    # endpoint is rate-limited (one call per 5 s window), and spending the
+    # window here would make the nodes' first poll wait for the next one.
+    [ -n "$EXT_DEFAULT_URL" ] || wait_ready procsim-default "$PROCSIM_DEFAULT_PORT" "$READY_PROBE" any
+    [ -n "$EXT_FALLBACK_URL" ] || wait_ready procsim-fallback "$PROCSIM_FALLBACK_PORT" "$READY_PROBE" any
 
     spawn_node 1 "$NODE1_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT"
     spawn_node 2 "$NODE2_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT"

@@ -1,0 +1,324 @@
+/* Two nodes replicating to each other, against two processor simulators:
+ * both nodes answer the same books as the processors; lost replication
+ * messages are repaired; a node killed with SIGKILL while payments flow loses
+ * nothing and records nothing twice, and catches up when it comes back; only
+ * one node polls the processors' health. */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "node/json.h"
+#include "tclient.h"
+#include "topo.h"
+
+static struct topo_sim def, fb;
+
+struct pair {
+    struct topo_node node[2];
+    int nng[2], gossip[2];
+};
+
+static int setup_all(void **state)
+{
+    srand((unsigned)getpid());
+    topo_sim_start(&def, "default", "0.05", NULL, "test_pair.default.log");
+    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_pair.fallback.log");
+    return 0;
+}
+
+static int teardown_all(void **state)
+{
+    topo_sim_stop(&def);
+    topo_sim_stop(&fb);
+    return 0;
+}
+
+static int reset_sims(void **state)
+{
+    topo_sim_set_failure(&def, false);
+    topo_sim_set_failure(&fb, false);
+    topo_sim_set_delay(&def, 0);
+    topo_sim_set_delay(&fb, 0);
+    topo_sim_purge(&def);
+    topo_sim_purge(&fb);
+    return 0;
+}
+
+/* nng needs port and port + 1 (pub, rep). Ports come from below the kernel's
+ * ephemeral range, so that no outgoing connection (nng's own dialers) can
+ * take them between our check and the node's bind. */
+static bool tcp_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int free_port_pair(void)
+{
+    for (int i = 0; i < 200; i++) {
+        int p = 20000 + rand() % 12000;
+        if (tcp_port_free(p) && tcp_port_free(p + 1))
+            return p;
+    }
+    fail_msg("no free port pair");
+    return -1;
+}
+
+static void node_start(struct pair *pr, int i, const char *extra)
+{
+    char id[16], lis[64], peer[64], glis[64], gpeer[64], log[64];
+    int j = 1 - i;
+    snprintf(id, sizeof(id), "NODE_ID=%d", i + 1);
+    snprintf(lis, sizeof(lis), "NNG_LISTEN=tcp://127.0.0.1:%d", pr->nng[i]);
+    snprintf(peer, sizeof(peer), "PEER_NNG_URL=tcp://127.0.0.1:%d", pr->nng[j]);
+    snprintf(glis, sizeof(glis), "GOSSIP_LISTEN=127.0.0.1:%d", pr->gossip[i]);
+    snprintf(gpeer, sizeof(gpeer), "PEER_GOSSIP=127.0.0.1:%d", pr->gossip[j]);
+    snprintf(log, sizeof(log), "test_pair.node%d.log", i + 1);
+    const char *env[] = {id, lis, peer, glis, gpeer, extra, NULL};
+    topo_node_start(&pr->node[i], &def, &fb, env, log);
+}
+
+/* Waits until the node serves summaries (caught up with its peer). */
+static void wait_ready(const struct topo_node *n)
+{
+    for (int i = 0; i < 100; i++) {
+        struct topo_counts c;
+        if (topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c) == 0)
+            return;
+        topo_sleep_ms(50);
+    }
+    fail_msg("node %s never became ready", n->addr);
+}
+
+static void pair_start(struct pair *pr, const char *extra2)
+{
+    for (int i = 0; i < 2; i++) {
+        pr->nng[i] = free_port_pair();
+        pr->gossip[i] = free_port_pair(); /* UDP; TCP-checked as a proxy */
+    }
+    node_start(pr, 0, NULL);
+    node_start(pr, 1, extra2);
+    wait_ready(&pr->node[0]);
+    wait_ready(&pr->node[1]);
+    topo_sleep_ms(300); /* gossip sees both alive: POSTs then wait for acks */
+}
+
+static void pair_stop(struct pair *pr)
+{
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(topo_node_stop(&pr->node[i]), 0);
+}
+
+static void assert_all_agree(const struct pair *pr, int64_t from, int64_t to)
+{
+    struct topo_counts theirs, ours;
+    assert_int_equal(topo_sims_summary(&def, &fb, from, to, &theirs), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(topo_node_summary(pr->node[i].addr, from, to, &ours), 0);
+        for (int p = 0; p < 2; p++) {
+            if (ours.count[p] != theirs.count[p] || ours.cents[p] != theirs.cents[p])
+                fail_msg("node %d processor %d: %" PRId64 "/%" PRId64 " vs %" PRId64 "/%" PRId64,
+                         i + 1, p, ours.count[p], ours.cents[p], theirs.count[p],
+                         theirs.cents[p]);
+        }
+    }
+}
+
+static int64_t metric(const struct topo_node *n, const char *name)
+{
+    static char body[16384];
+    struct tclient_resp r;
+    assert_int_equal(tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body,
+                                   sizeof(body)),
+                     0);
+    assert_int_equal(r.status, 200);
+    size_t nl = strlen(name);
+    for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
+            return strtoll(line + nl + 1, NULL, 10);
+    fail_msg("metric %s not found", name);
+    return -1;
+}
+
+static void test_both_nodes_match_processors(void **state)
+{
+    struct pair pr;
+    pair_start(&pr, NULL);
+    int64_t t0 = topo_now_ms();
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char id[37];
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[i % 2].addr, id, "3.33") / 100, 2);
+    }
+    int64_t t1 = topo_now_ms();
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(topo_wait_total(pr.node[i].addr, N, 10000), N);
+    topo_sleep_ms(100);
+    assert_all_agree(&pr, INT64_MIN, INT64_MAX);
+    assert_all_agree(&pr, t0, (t0 + t1) / 2);
+    assert_all_agree(&pr, (t0 + t1) / 2 + 1, t1 + 1000);
+    /* Every 2xx waited for the peer's ack: none went out unacknowledged. */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
+    pair_stop(&pr);
+}
+
+static void test_lost_replication_is_repaired(void **state)
+{
+    struct pair pr;
+    pair_start(&pr, "PAYNODE_TEST_DROP_BATCHES=3");
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char id[37];
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[i % 2].addr, id, "1.00") / 100, 2);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(topo_wait_total(pr.node[i].addr, N, 10000), N);
+    topo_sleep_ms(300);
+    assert_all_agree(&pr, INT64_MIN, INT64_MAX);
+    /* Node 2 dropped a third of what it received and repaired it. */
+    assert_true(metric(&pr.node[1], "paynode_peer_gaps_total") > 0);
+    assert_true(metric(&pr.node[1], "paynode_peer_range_repairs_total") > 0);
+    assert_int_equal(metric(&pr.node[1], "paynode_peer_applied_seq"),
+                     metric(&pr.node[0], "paynode_peer_acked_seq"));
+    pair_stop(&pr);
+}
+
+enum { MAX_POSTS = 4000 };
+static char posted_ids[MAX_POSTS][37];
+static int posted_status[MAX_POSTS];
+
+/* Posts to both nodes in turn for run_ms; SIGKILLs `victim` at kill_ms and
+ * restarts it at restart_ms. Then checks, from the client's record, that
+ * every 2xx is recorded by exactly one processor and nothing else is. */
+static void kill_restart(int victim)
+{
+    struct pair pr;
+    pair_start(&pr, NULL);
+    int64_t start = topo_now_ms();
+    int n = 0, ok = 0;
+    bool killed = false, restarted = false;
+    while (topo_now_ms() - start < 4000 && n < MAX_POSTS) {
+        int64_t el = topo_now_ms() - start;
+        if (!killed && el >= 1000) {
+            kill(pr.node[victim].proc.pid, SIGKILL);
+            proc_wait_exit(&pr.node[victim].proc, 5000);
+            killed = true;
+        }
+        if (killed && !restarted && el >= 2000) {
+            node_start(&pr, victim, NULL);
+            restarted = true;
+        }
+        topo_uuid(posted_ids[n]);
+        const struct topo_node *to = &pr.node[n % 2];
+        if (killed && !restarted && to == &pr.node[victim])
+            to = &pr.node[1 - victim]; /* nginx would skip the dead node */
+        posted_status[n] = topo_post_payment(to->addr, posted_ids[n], "7.00");
+        ok += posted_status[n] / 100 == 2;
+        n++;
+        topo_sleep_ms(2);
+    }
+    wait_ready(&pr.node[victim]);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(topo_wait_total(pr.node[i].addr, ok, 15000), ok);
+    int lost = 0, dbl = 0, phantom = 0;
+    for (int i = 0; i < n; i++) {
+        bool a = topo_sim_has(&def, posted_ids[i]), b = topo_sim_has(&fb, posted_ids[i]);
+        if (posted_status[i] / 100 == 2) {
+            lost += !a && !b;
+            dbl += a && b;
+        } else {
+            phantom += a || b;
+        }
+    }
+    print_message("victim node %d: %d posts, %d 2xx, lost %d, double %d, phantom %d\n",
+                  victim + 1, n, ok, lost, dbl, phantom);
+    assert_int_equal(lost, 0);
+    assert_int_equal(dbl, 0);
+    assert_int_equal(phantom, 0);
+    assert_all_agree(&pr, INT64_MIN, INT64_MAX);
+    pair_stop(&pr);
+}
+
+static void test_kill_node2_mid_run(void **state)
+{
+    kill_restart(1);
+}
+
+static void test_kill_node1_checker_mid_run(void **state)
+{
+    kill_restart(0);
+}
+
+static int64_t sim_stat(const struct topo_sim *s, const char *key)
+{
+    char body[1024];
+    struct tclient_resp r;
+    assert_int_equal(tclient_fetch(s->addr, 5000, "GET", "/admin/stats",
+                                   "X-Rinha-Token: " TOPO_TOKEN "\r\n", NULL, 0, &r, body,
+                                   sizeof(body)),
+                     0);
+    struct json_doc d;
+    long long v;
+    assert_int_equal(json_parse(&d, body, strlen(body)), 0);
+    assert_true(json_int(&d, json_member(&d, 0, key), &v));
+    return v;
+}
+
+static void test_one_health_checker(void **state)
+{
+    int64_t ok0[2] = {sim_stat(&def, "healthOk"), sim_stat(&fb, "healthOk")};
+    int64_t bad0[2] = {sim_stat(&def, "health429"), sim_stat(&fb, "health429")};
+    struct pair pr;
+    pair_start(&pr, NULL);
+    int64_t t0 = topo_now_ms();
+    topo_sleep_ms(30000);
+    int64_t secs = (topo_now_ms() - t0) / 1000;
+    const struct topo_sim *sims[2] = {&def, &fb};
+    for (int i = 0; i < 2; i++) {
+        int64_t ok = sim_stat(sims[i], "healthOk") - ok0[i];
+        int64_t bad = sim_stat(sims[i], "health429") - bad0[i];
+        print_message("processor %d: %" PRId64 " health calls in %" PRId64 " s, %" PRId64
+                      " refused\n",
+                      i, ok, secs, bad);
+        assert_int_equal(bad, 0);
+        assert_true(ok >= secs / 5 - 1); /* somebody polls */
+        assert_true(ok <= secs / 5 + 2); /* only one node does */
+    }
+    assert_int_equal(metric(&pr.node[0], "paynode_health_checker") +
+                         metric(&pr.node[1], "paynode_health_checker"),
+                     1);
+    pair_stop(&pr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        /* First, while the simulators' rate-limit windows hold no earlier calls. */
+        cmocka_unit_test_setup(test_one_health_checker, reset_sims),
+        cmocka_unit_test_setup(test_both_nodes_match_processors, reset_sims),
+        cmocka_unit_test_setup(test_lost_replication_is_repaired, reset_sims),
+        cmocka_unit_test_setup(test_kill_node2_mid_run, reset_sims),
+        cmocka_unit_test_setup(test_kill_node1_checker_mid_run, reset_sims),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
