@@ -1,9 +1,11 @@
-/* Dispatch: a FIFO ring of accepted payments (ledger pool indexes), a fixed
- * pool of jobs (one per payment out of the queue: in flight, or waiting with
- * an unknown fate), and the state machine of attempts on top of httpc. The
- * routing decisions come from health.c; this file only applies them and keeps
- * the per-payment guarantees listed in dispatch.h. No allocation after
- * dispatch_new(). docs/ROUTING.md explains the rules. */
+/* Dispatch: a FIFO ring of accepted payments (ledger pool indexes), a second
+ * ring of payments taken over from a dead peer (default only), a fixed pool of
+ * jobs (one per payment out of the queue: in flight, waiting with an unknown
+ * fate, or waiting for the peer's ack of its SENDING), and the state machine
+ * of attempts on top of httpc. The routing decisions come from health.c; this
+ * file only applies them and keeps the per-payment guarantees listed in
+ * dispatch.h. No allocation after dispatch_new(). docs/ROUTING.md explains
+ * the rules, "In a pair" the pair-mode ones. */
 #include "node/dispatch.h"
 
 #include <assert.h>
@@ -37,12 +39,14 @@ enum job_op {
     JOB_POST,     /* a POST /payments is in flight */
     JOB_GET,      /* a GET /payments/{id} is in flight */
     JOB_WAIT,     /* pinned, nothing in flight, waiting for next_ms */
+    JOB_WAIT_ACK, /* SENDING(proc, T) emitted; the POST waits for the peer's ack of ack_seq */
 };
 
 struct job {
     uint32_t magic;
     struct dispatch *d;
-    struct job *prev, *next; /* in exactly one list: free, inflight[proc] or waiting */
+    struct job *prev, *next; /* in exactly one list: free, inflight[proc], acking[proc]
+                                or waiting */
     uint32_t pidx;           /* ledger pool index */
     uint8_t id[16];
     int64_t amount_cents;
@@ -52,6 +56,9 @@ struct job {
     bool pinned;             /* an attempt on proc has an unknown fate */
     bool claim;              /* resumed: emit SENDING (same proc, same T) before acting */
     bool orphan;             /* purged while in flight: ignore the answer */
+    bool known;              /* proc answered 422: it holds the payment for sure, maybe
+                                with another requestedAt; only a GET may follow */
+    uint64_t ack_seq;        /* JOB_WAIT_ACK: seq of our SENDING event */
     uint16_t bad;            /* unexpected statuses so far */
     uint64_t sent_ms;        /* loop ms when the request in flight was started */
     uint64_t unknown_ms;     /* loop ms when the last unknown fate was learned */
@@ -69,6 +76,11 @@ struct qent {
     uint16_t bad; /* carried across requeues, so that a bug cannot loop forever */
 };
 
+struct ring {
+    struct qent *e; /* queue_capacity entries */
+    uint32_t head, count;
+};
+
 struct dispatch {
     uint32_t magic;
     uv_loop_t *loop;
@@ -81,12 +93,14 @@ struct dispatch {
     char post_url[LEDGER_NPROC][DISPATCH_URL_MAX];
     char base_url[LEDGER_NPROC][DISPATCH_URL_MAX];
 
-    struct qent *ring; /* queue_capacity entries; count + jobs_out <= capacity */
-    uint32_t mask, head, count;
+    /* q.count + tq.count + jobs_out <= queue_capacity */
+    struct ring q;  /* accepted payments, FIFO; requeues at the front */
+    struct ring tq; /* taken over from another owner while ACCEPTED: default only */
+    uint32_t mask;
 
     struct job *jobs;
     unsigned njobs, jobs_out;
-    struct jlist free_jobs, waiting, inflight[LEDGER_NPROC];
+    struct jlist free_jobs, waiting, inflight[LEDGER_NPROC], acking[LEDGER_NPROC];
 
     uint8_t *owned; /* bit per ledger index: queued, in a job, or parked */
     size_t owned_bits;
@@ -100,6 +114,9 @@ struct dispatch {
     uint64_t stop_deadline;
     bool holding;
     uint64_t hold_since;
+    bool pair_on;
+    bool kicked; /* re-check acking jobs on the next prepare pass */
+    struct dispatch_pair pair;
     struct dispatch_stats stats;
 };
 
@@ -194,27 +211,33 @@ static void set_owned(struct dispatch *d, uint32_t i, bool on)
         d->owned[i >> 3] &= (uint8_t) ~(1u << (i & 7));
 }
 
-static void q_push_back(struct dispatch *d, struct qent e)
+/* Payments dispatch holds: queued (both rings) or out in a job. */
+static uint32_t held(const struct dispatch *d)
 {
-    assert(d->count + d->jobs_out < d->cfg.queue_capacity);
-    d->ring[(d->head + d->count) & d->mask] = e;
-    d->count++;
+    return d->q.count + d->tq.count + d->jobs_out;
 }
 
-static void q_push_front(struct dispatch *d, struct qent e)
+static void q_push_back(struct dispatch *d, struct ring *r, struct qent e)
 {
-    assert(d->count < d->cfg.queue_capacity);
-    d->head = (d->head - 1) & d->mask;
-    d->ring[d->head] = e;
-    d->count++;
+    assert(held(d) < d->cfg.queue_capacity);
+    r->e[(r->head + r->count) & d->mask] = e;
+    r->count++;
 }
 
-static struct qent q_pop(struct dispatch *d)
+static void q_push_front(struct dispatch *d, struct ring *r, struct qent e)
 {
-    assert(d->count > 0);
-    struct qent e = d->ring[d->head];
-    d->head = (d->head + 1) & d->mask;
-    d->count--;
+    assert(held(d) < d->cfg.queue_capacity);
+    r->head = (r->head - 1) & d->mask;
+    r->e[r->head] = e;
+    r->count++;
+}
+
+static struct qent q_pop(struct dispatch *d, struct ring *r)
+{
+    assert(r->count > 0);
+    struct qent e = r->e[r->head];
+    r->head = (r->head + 1) & d->mask;
+    r->count--;
     return e;
 }
 
@@ -246,6 +269,37 @@ static void job_put(struct dispatch *d, struct job *j)
 static unsigned total_in_flight(const struct dispatch *d)
 {
     return d->inflight[LEDGER_DEFAULT].n + d->inflight[LEDGER_FALLBACK].n;
+}
+
+/* Attempts that count against p's in-flight cap: requests in flight and
+ * attempts committed to p that wait for the peer's ack. */
+static unsigned busy(const struct dispatch *d, int p)
+{
+    return d->inflight[p].n + d->acking[p].n;
+}
+
+/* ---------------- pair mode ---------------- */
+
+static bool paused(const struct dispatch *d)
+{
+    return d->pair_on && d->pair.paused && d->pair.paused(d->pair.arg);
+}
+
+static bool acked(const struct dispatch *d, uint64_t seq)
+{
+    return d->pair.acked(d->pair.arg, seq);
+}
+
+/* Whether new requests may start now. */
+static bool can_start(const struct dispatch *d)
+{
+    return !d->stopping && !paused(d);
+}
+
+/* Whether this node owns the payment (always true alone). */
+static bool ours(const struct dispatch *d, const struct payment *p)
+{
+    return !d->pair_on || p->owner == d->pair.self_id;
 }
 
 static void sync_health(struct dispatch *d)
@@ -309,11 +363,13 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct dispatch_config *cfg
         d->njobs = cfg->queue_capacity / 2; /* leave room for the queue itself */
     d->mask = cfg->queue_capacity - 1;
     d->owned_bits = ledger_capacity(ledger);
-    d->ring = calloc(cfg->queue_capacity, sizeof(*d->ring));
+    d->q.e = calloc(cfg->queue_capacity, sizeof(*d->q.e));
+    d->tq.e = calloc(cfg->queue_capacity, sizeof(*d->tq.e));
     d->jobs = calloc(d->njobs, sizeof(*d->jobs));
     d->owned = calloc((d->owned_bits + 7) / 8, 1);
-    if (!d->ring || !d->jobs || !d->owned) {
-        free(d->ring);
+    if (!d->q.e || !d->tq.e || !d->jobs || !d->owned) {
+        free(d->q.e);
+        free(d->tq.e);
         free(d->jobs);
         free(d->owned);
         free(d);
@@ -336,7 +392,8 @@ static void dispatch_maybe_free(struct dispatch *d)
 {
     if (!d->freeing || d->handles_open > 0 || total_in_flight(d) > 0)
         return;
-    free(d->ring);
+    free(d->q.e);
+    free(d->tq.e);
     free(d->jobs);
     free(d->owned);
     d->magic = 0;
@@ -369,7 +426,7 @@ void dispatch_free(struct dispatch *d)
 bool dispatch_has_room(const struct dispatch *d)
 {
     DISPATCH_CHECK(d);
-    return !d->stopping && d->count + d->jobs_out < d->cfg.queue_capacity;
+    return !d->stopping && held(d) < d->cfg.queue_capacity;
 }
 
 int dispatch_submit(struct dispatch *d, struct payment *p)
@@ -381,17 +438,40 @@ int dispatch_submit(struct dispatch *d, struct payment *p)
         return -EINVAL;
     if (is_owned(d, p->index))
         return -EALREADY;
-    if (d->count + d->jobs_out >= d->cfg.queue_capacity)
+    if (held(d) >= d->cfg.queue_capacity)
         return -EAGAIN;
-    q_push_back(d, (struct qent){.pidx = p->index});
+    q_push_back(d, &d->q, (struct qent){.pidx = p->index});
     set_owned(d, p->index, true);
     return 0;
 }
 
+void dispatch_set_pair(struct dispatch *d, const struct dispatch_pair *pair)
+{
+    DISPATCH_CHECK(d);
+    if (!pair) {
+        d->pair_on = false;
+        memset(&d->pair, 0, sizeof(d->pair));
+        return;
+    }
+    assert(pair->acked != NULL);
+    d->pair = *pair;
+    d->pair_on = true;
+}
+
+void dispatch_kick(struct dispatch *d)
+{
+    if (!d)
+        return;
+    DISPATCH_CHECK(d);
+    d->kicked = true;
+}
+
 /* ---------------- events ---------------- */
 
+/* *seq (if not NULL) gets the event's sequence number (valid when 0 is
+ * returned). */
 static int emit_event(struct dispatch *d, enum event_type type, const struct job *j, int64_t at_ms,
-                      struct payment **out)
+                      struct payment **out, uint64_t *seq)
 {
     struct event ev;
     memset(&ev, 0, sizeof(ev));
@@ -405,6 +485,8 @@ static int emit_event(struct dispatch *d, enum event_type type, const struct job
     int rv = d->emit(d->emit_arg, &ev, &p);
     if (out)
         *out = p;
+    if (seq)
+        *seq = ev.seq;
     return rv;
 }
 
@@ -413,6 +495,16 @@ static void job_finish(struct dispatch *d, struct job *j)
 {
     set_owned(d, j->pidx, false);
     job_put(d, j);
+}
+
+/* Waits (pinned) until `at`, backoff unchanged. */
+static void job_wait_until(struct dispatch *d, struct job *j, uint64_t at)
+{
+    j->op = JOB_WAIT;
+    if (j->backoff_ms == 0)
+        j->backoff_ms = d->cfg.retry_backoff_ms;
+    j->next_ms = at;
+    jl_append(&d->waiting, j);
 }
 
 static void job_to_waiting(struct dispatch *d, struct job *j, uint64_t now)
@@ -430,7 +522,7 @@ static void job_to_waiting(struct dispatch *d, struct job *j, uint64_t now)
 static void emit_recorded(struct dispatch *d, struct job *j, int64_t at_ms)
 {
     char idtxt[UUID_TEXT_LEN + 1];
-    int rv = emit_event(d, EVENT_RECORDED, j, at_ms, NULL);
+    int rv = emit_event(d, EVENT_RECORDED, j, at_ms, NULL, NULL);
     if (rv == 0 || rv == -EEXIST) {
         d->stats.recorded[j->proc]++;
     } else if (rv == -EPROTO) {
@@ -451,7 +543,7 @@ static void emit_recorded(struct dispatch *d, struct job *j, int64_t at_ms)
 /* Definite "not recorded" on every attempt: FAILED, then first in the queue. */
 static void fail_and_requeue(struct dispatch *d, struct job *j)
 {
-    int rv = emit_event(d, EVENT_FAILED, j, 0, NULL);
+    int rv = emit_event(d, EVENT_FAILED, j, 0, NULL, NULL);
     if (rv != 0) {
         /* -EEXIST: recorded meanwhile (peer); -ENOENT: purged. Either way not ours. */
         d->stats.dropped++;
@@ -461,7 +553,7 @@ static void fail_and_requeue(struct dispatch *d, struct job *j)
     d->stats.failed[j->proc]++;
     struct qent e = {.pidx = j->pidx, .bad = j->bad};
     job_put(d, j); /* frees one job slot first, so the ring has room */
-    q_push_front(d, e);
+    q_push_front(d, &d->q, e);
 }
 
 static void park(struct dispatch *d, struct job *j)
@@ -525,17 +617,45 @@ static int start_get(struct dispatch *d, struct job *j, uint64_t now)
 
 static bool has_room(const struct dispatch *d, int p)
 {
-    return d->inflight[p].n < d->cfg.max_in_flight[p] && d->free_jobs.head != NULL;
+    return busy(d, p) < d->cfg.max_in_flight[p] && d->free_jobs.head != NULL;
 }
 
-/* Pops the queue front and sends it to p. Returns 0 when the queue advanced
- * (sent or dropped), -1 when nothing more can start in this iteration. */
-static int send_next(struct dispatch *d, int p, bool probe, uint64_t now)
+/* Whether the job's payment is still dispatch's to act on: it exists, is not
+ * recorded, and this node owns it (or the job claims a takeover and has not
+ * emitted its SENDING yet). Otherwise the job is dropped. */
+static bool job_still_ours(struct dispatch *d, struct job *j)
 {
-    struct qent e = q_pop(d);
+    struct payment *pay = ledger_at(d->ledger, j->pidx);
+    if (pay && pay->state != LEDGER_RECORDED && (j->claim || ours(d, pay)))
+        return true;
+    d->stats.dropped++;
+    job_finish(d, j);
+    return false;
+}
+
+/* A POST could not start (it never left this process): definitely not
+ * recorded by this attempt. */
+static void post_not_started(struct dispatch *d, struct job *j, int rv, uint64_t now)
+{
+    log_warn("dispatch", "request to %s not started: %d", proc_name[j->proc], rv);
+    if (j->pinned)
+        job_to_waiting(d, j, now); /* an earlier attempt (maybe not ours) may still land */
+    else
+        fail_and_requeue(d, j);
+}
+
+/* Pops the front of ring r and sends it to p. Entries of the takeover ring
+ * belong to another owner until our SENDING; they are pinned from the start
+ * (the dead owner may have sent them to p, which is the default, with an
+ * unknown requestedAt). Returns 0 when the ring advanced (sent, parked for an
+ * ack, or dropped), -1 when nothing more can start in this iteration. */
+static int send_next(struct dispatch *d, struct ring *r, int p, bool probe, uint64_t now)
+{
+    bool takeover = r == &d->tq;
+    struct qent e = q_pop(d, r);
     struct payment *pay = ledger_at(d->ledger, e.pidx);
-    if (!pay || pay->state != LEDGER_ACCEPTED) {
-        /* Recorded or being sent by the peer meanwhile: not ours to send. */
+    if (!pay || pay->state != LEDGER_ACCEPTED || (!takeover && !ours(d, pay))) {
+        /* Recorded, being sent or taken over by the peer meanwhile: not ours to send. */
         set_owned(d, e.pidx, false);
         d->stats.dropped++;
         return 0;
@@ -548,31 +668,73 @@ static int send_next(struct dispatch *d, int p, bool probe, uint64_t now)
     j->amount_cents = pay->amount_cents;
     j->proc = (uint8_t)p;
     j->requested_at_ms = clock_wall_ms();
-    int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL);
+    bool leaving_fallback = (pay->failed & (1u << LEDGER_FALLBACK)) != 0;
+    uint64_t seq = 0;
+    int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL, &seq);
     if (rv != 0) {
         log_warn("dispatch", "SENDING refused by the ledger: %d", rv);
         d->stats.dropped++;
         job_finish(d, j);
         return 0;
     }
-    rv = start_post(d, j, now);
-    if (rv != 0) {
-        /* Never left this process: definitely not recorded. */
-        log_warn("dispatch", "request to %s not started: %d", proc_name[p], rv);
-        fail_and_requeue(d, j);
-        return -1;
+    if (takeover) {
+        j->pinned = true;
+        j->unknown_ms = now; /* the dead owner's attempt, if any, was sent before now */
+        j->backoff_ms = d->cfg.retry_backoff_ms;
     }
     if (probe) {
         health_view_of(d->health)->proc[p].last_probe_ms = now;
         d->stats.probes[p]++;
     }
+    /* shared is read after our SENDING: node_emit marks it when that event
+     * may reach the peer. */
+    if (d->pair_on && pay->shared && (p == LEDGER_FALLBACK || leaving_fallback) && !acked(d, seq)) {
+        j->op = JOB_WAIT_ACK;
+        j->ack_seq = seq;
+        jl_append(&d->acking[p], j);
+        d->stats.gated[p]++;
+        return 0;
+    }
+    rv = start_post(d, j, now);
+    if (rv != 0) {
+        post_not_started(d, j, rv, now);
+        return -1;
+    }
     sync_health(d);
     return 0;
 }
 
+/* Attempts whose SENDING the peer now holds go out (same processor, same
+ * requestedAt). Each list is in emission order, so in seq order: the first
+ * one not acked ends the walk. */
+static void service_acking(struct dispatch *d, uint64_t now)
+{
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        struct job *next;
+        for (struct job *j = d->acking[p].head; j; j = next) {
+            next = j->next;
+            struct payment *pay = ledger_at(d->ledger, j->pidx);
+            if (!pay || pay->state != LEDGER_SENDING || pay->processor != j->proc ||
+                !ours(d, pay)) {
+                jl_remove(&d->acking[p], j);
+                d->stats.dropped++;
+                job_finish(d, j);
+                continue;
+            }
+            if (!acked(d, j->ack_seq))
+                break;
+            jl_remove(&d->acking[p], j);
+            int rv = start_post(d, j, now);
+            if (rv != 0)
+                post_not_started(d, j, rv, now);
+        }
+    }
+    sync_health(d);
+}
+
 /* Pinned payments: re-try on the same processor with the same requestedAt
  * while it answers fast; once the unknown attempt has surely settled, ask
- * GET /payments/{id}. */
+ * GET /payments/{id}. After a 422, only GETs. */
 static void service_waiting(struct dispatch *d, uint64_t now)
 {
     struct health_view *v = health_view_of(d->health);
@@ -581,11 +743,13 @@ static void service_waiting(struct dispatch *d, uint64_t now)
         next = j->next;
         if (now < j->next_ms)
             continue;
-        if (d->inflight[j->proc].n >= d->cfg.max_in_flight[j->proc])
+        if (busy(d, j->proc) >= d->cfg.max_in_flight[j->proc])
             continue;
         jl_remove(&d->waiting, j);
+        if (!job_still_ours(d, j))
+            continue;
         if (j->claim) {
-            int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL);
+            int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL, NULL);
             if (rv != 0) {
                 d->stats.dropped++;
                 job_finish(d, j);
@@ -596,7 +760,7 @@ static void service_waiting(struct dispatch *d, uint64_t now)
         uint64_t settle = health_view_settle_ms(v, j->proc, now);
         uint64_t confirm_at = j->unknown_ms + settle + d->cfg.confirm_margin_ms;
         int rv;
-        if (now >= confirm_at) {
+        if (j->known || now >= confirm_at) {
             rv = start_get(d, j, now);
         } else if (health_view_expected_ms(v, j->proc, now) <= v->safe_latency_ms) {
             rv = start_post(d, j, now);
@@ -609,7 +773,7 @@ static void service_waiting(struct dispatch *d, uint64_t now)
             j->op = JOB_WAIT; /* nothing started: wait again */
             jl_append(&d->waiting, j);
             j->next_ms = now + j->backoff_ms;
-            if (confirm_at > now && confirm_at < j->next_ms)
+            if (!j->known && confirm_at > now && confirm_at < j->next_ms)
                 j->next_ms = confirm_at;
         }
         sync_health(d);
@@ -626,14 +790,24 @@ static void hold_end(struct dispatch *d, uint64_t now)
 
 static void pump(struct dispatch *d, bool with_waiting)
 {
-    if (d->stopping)
-        return;
+    if (!can_start(d))
+        return; /* stopping, or paused: the tick re-checks */
     uint64_t now = uv_now(d->loop);
     sync_health(d);
+    if (d->pair_on && (with_waiting || d->kicked)) {
+        d->kicked = false;
+        if (d->acking[0].head || d->acking[1].head)
+            service_acking(d, now);
+    }
     if (with_waiting && d->waiting.head)
         service_waiting(d, now);
     const struct health_view *v = health_view_of(d->health);
-    while (d->count > 0) {
+    /* Taken over: the default only, and only while it is usable. */
+    while (d->tq.count > 0 && health_view_assess(v, LEDGER_DEFAULT, now) == HEALTH_OK &&
+           has_room(d, LEDGER_DEFAULT))
+        if (send_next(d, &d->tq, LEDGER_DEFAULT, false, now) != 0)
+            break;
+    while (d->q.count > 0) {
         int p = health_view_choose(v, now);
         if (p == HEALTH_HOLD) {
             if (!d->holding) {
@@ -641,24 +815,24 @@ static void pump(struct dispatch *d, bool with_waiting)
                 d->hold_since = now;
                 d->stats.hold_episodes++;
             }
-            for (int q = 0; q < LEDGER_NPROC && d->count > 0; q++)
+            for (int q = 0; q < LEDGER_NPROC && d->q.count > 0; q++)
                 if (health_view_should_probe(v, q, now) && has_room(d, q))
-                    (void)send_next(d, q, true, now);
+                    (void)send_next(d, &d->q, q, true, now);
             break;
         }
         hold_end(d, now);
         if (p == LEDGER_FALLBACK && health_view_should_probe(v, LEDGER_DEFAULT, now) &&
             has_room(d, LEDGER_DEFAULT)) {
-            if (send_next(d, LEDGER_DEFAULT, true, now) != 0)
+            if (send_next(d, &d->q, LEDGER_DEFAULT, true, now) != 0)
                 break;
             continue;
         }
         if (!has_room(d, p))
             break;
-        if (send_next(d, p, false, now) != 0)
+        if (send_next(d, &d->q, p, false, now) != 0)
             break;
     }
-    if (d->count == 0)
+    if (d->q.count == 0)
         hold_end(d, now);
 }
 
@@ -670,8 +844,9 @@ static void check_stopped(struct dispatch *d)
     if (total_in_flight(d) > 0 && now < d->stop_deadline)
         return;
     log_fields(LOG_INFO, "dispatch", "stopped",
-               "\"inFlight\":%u,\"queued\":%" PRIu32 ",\"pinned\":%u", total_in_flight(d), d->count,
-               d->waiting.n);
+               "\"inFlight\":%u,\"queued\":%" PRIu32 ",\"pinned\":%u,\"awaitingAck\":%u",
+               total_in_flight(d), d->q.count + d->tq.count, d->waiting.n,
+               d->acking[0].n + d->acking[1].n);
     dispatch_stopped_cb *cb = d->stop_cb;
     d->stop_cb = NULL;
     cb(d->stop_arg);
@@ -704,6 +879,22 @@ static bool answer_begin(struct dispatch *d, struct job *j)
         return true;
     }
     return false;
+}
+
+/* 422: the processor holds the payment, maybe with another requestedAt (the
+ * dead owner's attempt, or one through another path). Ask it which; never
+ * move the payment. */
+static void confirm_known(struct dispatch *d, struct job *j, uint64_t now)
+{
+    j->known = true;
+    d->stats.duplicates[j->proc]++;
+    if (can_start(d)) {
+        if (!job_still_ours(d, j))
+            return;
+        if (start_get(d, j, now) == 0)
+            return;
+    }
+    job_wait_until(d, j, now); /* paused, stopping or not started: the tick asks */
 }
 
 static void on_post_done(void *arg, const struct httpc_result *res)
@@ -743,7 +934,10 @@ static void on_post_done(void *arg, const struct httpc_result *res)
 
     switch (fate) {
     case DISPATCH_RECORDED:
-        emit_recorded(d, j, j->requested_at_ms);
+        if (res->status == 422)
+            confirm_known(d, j, now);
+        else
+            emit_recorded(d, j, j->requested_at_ms);
         break;
     case DISPATCH_NOT_RECORDED:
         if (j->pinned)
@@ -805,12 +999,17 @@ static void on_get_done(void *arg, const struct httpc_result *res)
     sync_health(d);
     if (res->outcome == HTTPC_OK && res->status == 200) {
         int64_t at = j->requested_at_ms;
-        if (!record_requested_at(res->body, res->body_len, &at))
+        if (!record_requested_at(res->body, res->body_len, &at)) {
+            log_warn("dispatch", "record on %s without a readable requestedAt: keeping ours",
+                     proc_name[j->proc]);
             at = j->requested_at_ms;
+        }
         emit_recorded(d, j, at);
-    } else if (res->outcome == HTTPC_OK && res->status == 404) {
+    } else if (res->outcome == HTTPC_OK && res->status == 404 && !j->known) {
         fail_and_requeue(d, j); /* settled and absent: free to go anywhere */
     } else {
+        /* Unanswered, or a 404 although it said 422 (recorded for sure): ask again;
+         * the payment stays pinned to this processor. */
         job_to_waiting(d, j, now);
     }
     check_stopped(d);
@@ -832,13 +1031,15 @@ static void on_resume_visit(struct payment *p, void *arg)
     if (p->owner != c->owner || is_owned(d, p->index))
         return;
     if (p->state == LEDGER_ACCEPTED) {
-        if (d->count + d->jobs_out >= d->cfg.queue_capacity) {
+        if (held(d) >= d->cfg.queue_capacity) {
             c->full = true;
             return;
         }
-        q_push_back(d, (struct qent){.pidx = p->index});
+        /* Another owner's: it may have sent it to the default, unseen by us. */
+        bool takeover = d->pair_on && c->owner != d->pair.self_id;
+        q_push_back(d, takeover ? &d->tq : &d->q, (struct qent){.pidx = p->index});
     } else if (p->state == LEDGER_SENDING) {
-        if (d->count + d->jobs_out >= d->cfg.queue_capacity || !d->free_jobs.head) {
+        if (held(d) >= d->cfg.queue_capacity || !d->free_jobs.head) {
             c->full = true;
             return;
         }
@@ -880,16 +1081,21 @@ int dispatch_resume_unrecorded(struct dispatch *d, uint8_t owner, unsigned *take
 void dispatch_purge(struct dispatch *d)
 {
     DISPATCH_CHECK(d);
-    d->head = 0;
-    d->count = 0;
+    d->q.head = d->q.count = 0;
+    d->tq.head = d->tq.count = 0;
     struct job *j;
     while ((j = d->waiting.head) != NULL) {
         jl_remove(&d->waiting, j);
         job_put(d, j);
     }
-    for (int p = 0; p < LEDGER_NPROC; p++)
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        while ((j = d->acking[p].head) != NULL) {
+            jl_remove(&d->acking[p], j);
+            job_put(d, j);
+        }
         for (j = d->inflight[p].head; j; j = j->next)
             j->orphan = true;
+    }
     memset(d->owned, 0, (d->owned_bits + 7) / 8);
     hold_end(d, uv_now(d->loop));
 }
@@ -909,8 +1115,10 @@ void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *out)
 {
     DISPATCH_CHECK(d);
     *out = d->stats;
-    out->queued = d->count;
+    out->queued = d->q.count + d->tq.count;
+    out->takeover_queued = d->tq.count;
     out->pinned = d->waiting.n;
+    out->awaiting_ack = d->acking[0].n + d->acking[1].n;
     for (int p = 0; p < LEDGER_NPROC; p++)
         out->in_flight[p] = d->inflight[p].n;
     if (d->holding)

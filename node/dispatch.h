@@ -74,15 +74,52 @@ bool dispatch_has_room(const struct dispatch *d);
 int dispatch_submit(struct dispatch *d, struct payment *p) __attribute__((warn_unused_result));
 
 /* Start-up and takeover: takes every unrecorded payment whose owner is
- * `owner` and that dispatch does not hold yet. ACCEPTED ones are queued;
- * SENDING ones are pinned to their processor with their requestedAt (a
- * SENDING event with the same processor and requestedAt claims them for this
- * node) and re-sent there, as if their last attempt's fate were unknown from
- * now. *taken (if not NULL) counts them. Returns 0, or -EAGAIN when the queue
- * or the job pool ran out before all were taken (call again later: it is
- * idempotent). */
+ * `owner` and that dispatch does not hold yet. SENDING ones are pinned to
+ * their processor with their requestedAt (a SENDING event with the same
+ * processor and requestedAt claims them for this node) and re-sent there, as
+ * if their last attempt's fate were unknown from now. ACCEPTED ones are
+ * queued; but in pair mode with owner != self_id (a takeover) they may have
+ * been sent to the default by the dead owner with an unknown requestedAt: they
+ * go to the default only (held while it is not usable), with a fresh
+ * requestedAt, pinned there as if with an unknown fate (500/429/not sent do
+ * not release them; only a GET /payments/{id} 404 after the settle time
+ * does). *taken (if not NULL) counts them. Returns 0, or -EAGAIN when the
+ * queue or the job pool ran out before all were taken (call again later: it
+ * is idempotent). */
 int dispatch_resume_unrecorded(struct dispatch *d, uint8_t owner, unsigned *taken)
     __attribute__((warn_unused_result));
+
+/* Pair mode (docs/ROUTING.md, "In a pair"). Without it dispatch works alone.
+ * All callbacks run on the loop thread, from dispatch's own handles or answer
+ * callbacks, never from inside dispatch_set_pair(). */
+struct dispatch_pair {
+    uint8_t self_id;                        /* this node's id (payment owner) */
+    bool (*acked)(void *arg, uint64_t seq); /* the peer holds our event seq */
+    bool (*listening)(void *arg);           /* a peer subscriber is connected (our
+                                               events may reach it); informative:
+                                               dispatch reads payment.shared, which the
+                                               node sets from it */
+    bool (*paused)(void *arg);              /* start no attempt of any kind now; NULL =
+                                               never */
+    void *arg;
+};
+
+/* Switches to pair mode (pair is copied; acked must not be NULL) or back to
+ * standalone (pair NULL); call it before the first payment is submitted. In
+ * pair mode:
+ *  - only payments whose owner is self_id are sent (others are dropped when
+ *    their attempt would start or their pinned job wakes up), except those
+ *    taken over by dispatch_resume_unrecorded() from another owner;
+ *  - an attempt to processor Q of a payment with shared set waits, after its
+ *    SENDING(Q, T) event, until acked(seq of that event), when Q is the
+ *    fallback or the payment has the fallback's failed bit (it leaves a
+ *    fallback pin); then it is POSTed with the same T;
+ *  - nothing starts while paused(). */
+void dispatch_set_pair(struct dispatch *d, const struct dispatch_pair *pair);
+
+/* Makes dispatch re-evaluate attempts waiting for an ack on its next loop
+ * iteration (call it when the peer's acknowledgement advances). Cheap. */
+void dispatch_kick(struct dispatch *d);
 
 /* Forgets everything queued or waiting (call it when the ledger is purged,
  * before or right after applying PURGED, whoever made it). Attempts in flight
@@ -102,7 +139,8 @@ void dispatch_free(struct dispatch *d);
 
 /* What an answer to one POST /payments attempt means. */
 enum dispatch_fate {
-    DISPATCH_RECORDED = 0, /* 200, 422: the processor holds it */
+    DISPATCH_RECORDED = 0, /* 200, 422: the processor holds it (422: maybe with another
+                              requestedAt, so dispatch confirms it with a GET) */
     DISPATCH_NOT_RECORDED, /* 500, 429, not sent: this attempt recorded nothing */
     DISPATCH_UNKNOWN,      /* timeout, reset, 502/503/504 (a gateway may have forwarded it) */
     DISPATCH_REJECTED,     /* any other status: not recorded, and a bug on our side */
@@ -111,22 +149,27 @@ enum dispatch_fate {
 enum dispatch_fate dispatch_classify(int outcome, int status);
 
 struct dispatch_stats {
-    uint64_t queued;                  /* now, in the queue */
-    uint64_t pinned;                  /* now, waiting with an unknown fate */
-    uint64_t in_flight[LEDGER_NPROC]; /* now */
-    uint64_t sent[LEDGER_NPROC];      /* POST attempts started (first tries and retries) */
-    uint64_t retries[LEDGER_NPROC];   /* of which re-tries of a pinned payment */
-    uint64_t probes[LEDGER_NPROC];    /* of which probes of a processor not chosen */
-    uint64_t recorded[LEDGER_NPROC];  /* RECORDED emitted */
-    uint64_t failed[LEDGER_NPROC];    /* FAILED emitted (payment requeued) */
-    uint64_t unknown[LEDGER_NPROC];   /* attempts whose fate became unknown */
-    uint64_t confirms[LEDGER_NPROC];  /* GET /payments/{id} sent */
-    uint64_t parked;                  /* payments given up after bad statuses (bugs) */
-    uint64_t dropped;                 /* taken out because the ledger said so (recorded
-                                         elsewhere, purged) */
-    uint64_t conflicts;               /* RECORDED refused: recorded by the other processor */
-    uint64_t held_ms;                 /* total ms payments waited with both processors held */
-    uint64_t hold_episodes;           /* times the policy started holding */
+    uint64_t queued;                   /* now, in the queue (taken over ones included) */
+    uint64_t pinned;                   /* now, waiting with an unknown fate */
+    uint64_t takeover_queued;          /* now, taken-over ACCEPTED payments waiting for the
+                                          default (also counted in queued) */
+    uint64_t awaiting_ack;             /* now, SENDING emitted, POST waiting for the peer's ack */
+    uint64_t gated[LEDGER_NPROC];      /* attempts that had to wait for the peer's ack */
+    uint64_t duplicates[LEDGER_NPROC]; /* 422 answers (confirmed with a GET) */
+    uint64_t in_flight[LEDGER_NPROC];  /* now */
+    uint64_t sent[LEDGER_NPROC];       /* POST attempts started (first tries and retries) */
+    uint64_t retries[LEDGER_NPROC];    /* of which re-tries of a pinned payment */
+    uint64_t probes[LEDGER_NPROC];     /* of which probes of a processor not chosen */
+    uint64_t recorded[LEDGER_NPROC];   /* RECORDED emitted */
+    uint64_t failed[LEDGER_NPROC];     /* FAILED emitted (payment requeued) */
+    uint64_t unknown[LEDGER_NPROC];    /* attempts whose fate became unknown */
+    uint64_t confirms[LEDGER_NPROC];   /* GET /payments/{id} sent */
+    uint64_t parked;                   /* payments given up after bad statuses (bugs) */
+    uint64_t dropped;                  /* taken out because the ledger said so (recorded
+                                          elsewhere, purged, owned by the peer) */
+    uint64_t conflicts;                /* RECORDED refused: recorded by the other processor */
+    uint64_t held_ms;                  /* total ms payments waited with both processors held */
+    uint64_t hold_episodes;            /* times the policy started holding */
 };
 void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *out);
 

@@ -248,6 +248,7 @@ static int apply_accepted(struct ledger *l, const struct event *ev, struct payme
     p->processor = 0;
     p->owner = ev->origin;
     p->failed = 0;
+    p->shared = 0;
     p->index = i;
     l->hash[s] = i + 1;
     l->nstate[LEDGER_ACCEPTED]++;

@@ -32,6 +32,7 @@ struct payment {
     uint8_t owner;           /* node id that processes it: origin of ACCEPTED, then of SENDING */
     uint8_t failed;          /* bit p set: processor p answered "not recorded" (EVENT_FAILED)
                                 and no SENDING to p came after */
+    uint8_t shared;          /* set outside the ledger: the peer may know this payment */
     uint32_t index;          /* position in the ledger's pool, stable for the payment's life */
 };
 
@@ -60,7 +61,8 @@ void ledger_free(struct ledger *l);
  * PURGED empties the ledger (entries and indexes) and returns 0.
  * Precisely (the checks are made in this order; *out is NULL unless said):
  *  ACCEPTED  amount <= 0: -EINVAL; known id: -EEXIST (*out set, even when full);
- *            full: -ENOSPC; else creates it (owner = origin, accepted_ms = at_ms): 0.
+ *            full: -ENOSPC; else creates it (owner = origin, accepted_ms = at_ms,
+ *            shared = 0): 0.
  *  any other than PURGED: processor > 1: -EINVAL; RECORDED with amount <= 0: -EINVAL;
  *            unknown id: -ENOENT; from here on *out is set.
  *  SENDING   after RECORDED: -EPROTO; else state SENDING, processor, requested_at_ms

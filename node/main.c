@@ -91,6 +91,26 @@ static void on_signal(uv_signal_t *h, int signum)
     dispatch_stop(n->dispatch, on_dispatch_stopped, n);
 }
 
+/* Pair-mode callbacks for dispatch (docs/ROUTING.md, "In a pair"). The peer
+ * is closed before dispatch is freed, but dispatch is stopped by then. */
+static bool pair_acked(void *arg, uint64_t seq)
+{
+    struct node *n = arg;
+    return n->peer && peer_acked(n->peer, seq);
+}
+
+static bool pair_listening(void *arg)
+{
+    struct node *n = arg;
+    return n->peer && peer_listening(n->peer);
+}
+
+static bool pair_paused(void *arg)
+{
+    struct node *n = arg;
+    return n->peer && peer_resyncing(n->peer);
+}
+
 static int start(struct node *n)
 {
     struct config *c = &n->cfg;
@@ -162,6 +182,14 @@ static int start(struct node *n)
         n->peer = peer_new(n);
         if (!n->peer)
             return -ENOMEM;
+        struct dispatch_pair pair = {
+            .self_id = (uint8_t)c->node_id,
+            .acked = pair_acked,
+            .listening = pair_listening,
+            .paused = pair_paused,
+            .arg = n,
+        };
+        dispatch_set_pair(n->dispatch, &pair);
         rv = peer_start(n->peer);
         if (rv != 0)
             return rv;

@@ -14,7 +14,10 @@ int node_emit(struct node *n, struct event *ev, struct payment **out)
     assert(n->magic == NODE_MAGIC);
     ev->origin = (uint8_t)n->cfg.node_id;
     ev->seq = n->seq + 1;
-    int rv = ledger_apply(n->ledger, ev, out);
+    struct payment *pay = NULL;
+    int rv = ledger_apply(n->ledger, ev, &pay);
+    if (out)
+        *out = pay;
     if (rv != 0) {
         /* Duplicates and a full ledger are the caller's business; the rest
          * means a caller broke the state machine. */
@@ -28,8 +31,15 @@ int node_emit(struct node *n, struct event *ev, struct payment **out)
     n->counters.events_applied++;
     if (ev->type == EVENT_PURGED)
         n->purge_epoch = ev->epoch;
-    if (n->peer)
+    if (n->peer) {
         peer_publish(n->peer, ev);
+        /* The event may reach the peer, now or by a later repair: dispatch
+         * must then treat the payment as known there (docs/ROUTING.md, "In a
+         * pair"). Only while the peer is dead with no connection to us does a
+         * payment stay ours alone. */
+        if (pay && peer_may_know(n->peer))
+            pay->shared = 1;
+    }
     return 0;
 }
 

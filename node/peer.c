@@ -97,7 +97,10 @@ struct peer {
     bool resync;
     uint64_t resync_since_ms;
 
-    bool takeover_pending;
+    bool takeover_pending;   /* dispatch ran out of room: take over again next tick */
+    bool takeover_waiting;   /* the peer is dead to gossip but its connection is up */
+    unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received */
+    uint64_t test_received;
 
     struct held_reply *holds;
     unsigned hold_head, hold_len;
@@ -270,6 +273,11 @@ bool peer_listening(const struct peer *p)
     return atomic_load(&p->pub_pipes) > 0;
 }
 
+bool peer_may_know(const struct peer *p)
+{
+    return peer_listening(p) || !p->gossip || gossip_peer_state(p->gossip) != GOSSIP_PEER_DEAD;
+}
+
 bool peer_alive(const struct peer *p)
 {
     return p->gossip && gossip_peer_state(p->gossip) == GOSSIP_PEER_ALIVE;
@@ -282,7 +290,10 @@ static void apply_peer_event(struct peer *p, const struct event *ev)
     struct node *n = p->n;
     if (ev->type == EVENT_PURGED)
         dispatch_purge(n->dispatch);
-    int rv = ledger_apply(n->ledger, ev, NULL);
+    struct payment *pay = NULL;
+    int rv = ledger_apply(n->ledger, ev, &pay);
+    if (pay)
+        pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
     if (rv != 0 && rv != -EEXIST && rv != -EPROTO) {
         p->st.apply_errors++;
         log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type,
@@ -323,6 +334,7 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
     if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked) {
         p->acked = h.ack_seq;
         release_holds(p, false);
+        dispatch_kick(p->n->dispatch); /* attempts may wait for this ack */
     }
     if (p->repair == REPAIR_SNAPSHOT || !p->caught_up)
         return; /* the snapshot and a range repair after it cover these */
@@ -347,7 +359,10 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
     struct peer *p = h->data;
     nng_msg *m;
     while (nng_recvmsg(p->sub, &m, NNG_FLAG_NONBLOCK) == 0) {
-        on_batch(p, nng_msg_body(m), nng_msg_len(m));
+        /* Fault injection for tests: behave as if pub/sub had lost it. */
+        bool drop = p->test_drop_every && ++p->test_received % p->test_drop_every == 0;
+        if (!drop)
+            on_batch(p, nng_msg_body(m), nng_msg_len(m));
         nng_msg_free(m);
     }
 }
@@ -451,7 +466,10 @@ static void req_send(struct peer *p, const uint8_t *buf, size_t len)
         return;
     memcpy(nng_msg_body(m), buf, len);
     if (nng_sendmsg(p->req, m, NNG_FLAG_NONBLOCK) != 0) {
-        nng_msg_free(m); /* the tick re-sends after PEER_REQ_TIMEOUT_MS */
+        /* Not connected yet: the tick re-sends in a few ticks, not after a
+         * whole PEER_REQ_TIMEOUT_MS. */
+        nng_msg_free(m);
+        p->repair_sent_ms -= PEER_REQ_TIMEOUT_MS - 3 * PEER_TICK_MS;
         p->st.send_errors++;
     }
 }
@@ -505,11 +523,13 @@ static void apply_record(struct peer *p, const struct snap_record *r)
     memcpy(ev.id, r->id, 16);
     ev.type = EVENT_ACCEPTED;
     ev.at_ms = r->accepted_ms;
-    int rv = ledger_apply(p->n->ledger, &ev, NULL);
+    struct payment *pay = NULL;
+    int rv = ledger_apply(p->n->ledger, &ev, &pay);
     if (rv != 0 && rv != -EEXIST) {
         p->st.apply_errors++;
         return;
     }
+    pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
     for (uint8_t proc = 0; proc < LEDGER_NPROC; proc++) {
         if (r->failed & (1u << proc)) {
             ev.type = EVENT_FAILED;
@@ -667,13 +687,17 @@ static void end_resync(struct peer *p, const char *why)
     log_info("peer", "resynchronised after a stall (%s)", why);
 }
 
+static void update_checker(struct peer *p);
+
 static void on_gossip_peer(const struct heartbeat *hb, void *arg)
 {
     struct peer *p = arg;
     struct node *n = p->n;
     p->peer_id = hb->node_id;
     p->peer_ready = (hb->flags & HEARTBEAT_F_READY) != 0;
-    if (hb->checker_id == hb->node_id && !gossip_is_checker(p->gossip)) {
+    update_checker(p);
+    /* Take the peer's own poll results (never what it got from us). */
+    if (!health_is_checker(n->health)) {
         for (int i = 0; i < HEARTBEAT_PROCESSORS; i++)
             if (hb->health[i].valid)
                 health_apply_remote(n->health, i, hb->health[i].failing,
@@ -690,6 +714,16 @@ static void on_gossip_peer(const struct heartbeat *hb, void *arg)
     if (p->resync && now_ms(p) > p->resync_since_ms && peer_seq <= p->applied &&
         p->repair == REPAIR_NONE)
         end_resync(p, "peer digest matched");
+}
+
+static void take_over(struct peer *p);
+
+static void start_takeover(struct peer *p)
+{
+    if (p->peer_id == 0)
+        return;
+    p->st.takeovers++;
+    take_over(p);
 }
 
 static void take_over(struct peer *p)
@@ -709,14 +743,20 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
     log_fields(LOG_INFO, "peer", "peer state", "\"from\":\"%s\",\"to\":\"%s\",\"restarted\":%s",
                gossip_peer_state_name(old), gossip_peer_state_name(st),
                restarted ? "true" : "false");
-    if (st == GOSSIP_PEER_DEAD || restarted) {
-        /* Its dispatch is gone: whatever it owned and did not finish is ours. */
+    if (st == GOSSIP_PEER_DEAD || restarted)
         release_holds(p, true);
-        if (p->peer_id != 0) {
-            p->st.takeovers++;
-            take_over(p);
-        }
-    }
+    /* Take over only a peer whose process is surely gone: a new incarnation
+     * (the old one died), or silence with its connection to us closed too
+     * (the kernel closes a killed process's sockets). A silent peer whose
+     * connection is up may be frozen or cut off by a partition that drops
+     * packets, and would then send the same payments as we do; its payments
+     * wait instead (late, not lost) until it comes back or its connection
+     * goes. docs/REPLICATION.md. */
+    p->takeover_waiting = false;
+    if (restarted || (st == GOSSIP_PEER_DEAD && !peer_listening(p)))
+        start_takeover(p);
+    else if (st == GOSSIP_PEER_DEAD)
+        p->takeover_waiting = true;
     if (st == GOSSIP_PEER_DEAD) {
         p->peer_ready = false;
         if (!p->caught_up) {
@@ -727,13 +767,31 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
     }
     if (restarted && st == GOSSIP_PEER_ALIVE)
         p->peer_ready = false;
+    update_checker(p);
+}
+
+/* Whether this node polls the processors' health. Gossip's election (lowest
+ * live id, with a settling delay before a returning lower id takes the role
+ * back) decides, except that a lower-id peer that is up and not draining wins
+ * at once: together with health's "keep the cadence" rule this means two
+ * nodes never poll in the same window, at start-up or at a hand-over. Nobody
+ * polls until gossip has resolved the peer's state. */
+static void update_checker(struct peer *p)
+{
+    enum gossip_peer_state st = gossip_peer_state(p->gossip);
+    const struct heartbeat *hb = gossip_last_peer(p->gossip);
+    bool lower_peer_up = (st == GOSSIP_PEER_ALIVE || st == GOSSIP_PEER_SUSPECT) && hb &&
+                         hb->node_id < p->self_id &&
+                         !(hb->flags & HEARTBEAT_F_SHUTTING_DOWN);
+    bool checker = st != GOSSIP_PEER_UNKNOWN && gossip_is_checker(p->gossip) && !lower_peer_up;
+    if (checker != health_is_checker(p->n->health))
+        log_info("peer", "health checker: %s", checker ? "this node" : "the peer");
+    health_set_checker(p->n->health, checker);
 }
 
 static void on_gossip_checker(bool self, void *arg)
 {
-    struct peer *p = arg;
-    log_info("peer", "health checker: %s", self ? "this node" : "the peer");
-    health_set_checker(p->n->health, self);
+    update_checker(arg);
 }
 
 /* ---- tick: stalls, held replies, repair time-outs ----------------------- */
@@ -760,8 +818,12 @@ static void on_tick(uv_timer_t *t)
     p->last_tick_ms = now_ms(p);
     enum gossip_peer_state st = gossip_peer_state(p->gossip);
     release_holds(p, !can_ack(p));
-    if (p->takeover_pending && st == GOSSIP_PEER_DEAD)
+    if (p->takeover_pending)
         take_over(p);
+    if (p->takeover_waiting && st == GOSSIP_PEER_DEAD && !peer_listening(p)) {
+        p->takeover_waiting = false;
+        start_takeover(p);
+    }
     if (p->repair != REPAIR_NONE && now_ms(p) - p->repair_sent_ms > PEER_REQ_TIMEOUT_MS) {
         if (p->repair == REPAIR_SNAPSHOT)
             send_snapshot_request(p);
@@ -777,6 +839,11 @@ static void on_tick(uv_timer_t *t)
 bool peer_caught_up(const struct peer *p)
 {
     return p->caught_up;
+}
+
+bool peer_resyncing(const struct peer *p)
+{
+    return p->resync;
 }
 
 bool peer_refusing(const struct peer *p)
@@ -825,6 +892,11 @@ struct peer *peer_new(struct node *n)
         free(p->holds);
         free(p);
         return NULL;
+    }
+    const char *drop = getenv("PAYNODE_TEST_DROP_BATCHES");
+    if (drop && atoi(drop) > 0) {
+        p->test_drop_every = (unsigned)atoi(drop);
+        log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
     }
     writer_reset(p);
     return p;
@@ -931,7 +1003,7 @@ int peer_start(struct peer *p)
         log_error("peer", "gossip on %s failed: %s", gc.listen_addr, uv_strerror(rv));
         return rv;
     }
-    health_set_checker(p->n->health, gossip_is_checker(p->gossip));
+    health_set_checker(p->n->health, false); /* until gossip knows whether the peer is up */
     log_fields(LOG_INFO, "peer", "replication started",
                "\"pub\":\"%s\",\"rep\":\"%s\",\"peerPub\":\"%s\",\"peerRep\":\"%s\"", p->pub_url,
                p->rep_url, p->peer_pub_url, p->peer_rep_url);

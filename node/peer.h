@@ -44,6 +44,10 @@ bool peer_caught_up(const struct peer *p);
  * the other node). */
 bool peer_refusing(const struct peer *p);
 
+/* True while resynchronising after a stall of our own loop (not while
+ * catching up at start-up): dispatch starts no attempt then. */
+bool peer_resyncing(const struct peer *p);
+
 /* Answers the POST behind x (api_reply_accepted) once the peer holds our event
  * seq, or at once when the peer cannot acknowledge (not alive, not ready).
  * Holds at most PEER_HOLD_MAX_MS. */
@@ -53,6 +57,9 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
 bool peer_acked(const struct peer *p, uint64_t seq);
 /* Whether the peer might see our events now (a subscriber is connected). */
 bool peer_listening(const struct peer *p);
+/* Whether our events may reach the peer now or later (by a repair): unless
+ * it is dead to gossip with no connection to us. */
+bool peer_may_know(const struct peer *p);
 /* Whether gossip says the peer is alive. */
 bool peer_alive(const struct peer *p);
 

@@ -36,4 +36,5 @@ done
     --report "$work/report.json" > "$work/loadgen.out" 2>&1 || {
     echo "loadgen failed:"; tail -20 "$work/loadgen.out"; exit 1; }
 check_report "$work/report.json" || { echo "logs in $work"; exit 1; }
+cleanup
 rm -rf "$work"

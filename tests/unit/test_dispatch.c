@@ -8,7 +8,13 @@
  * Covers: the happy path, 500 -> fallback, 429, unknown fate -> retry with the
  * same requestedAt, unknown + 500 retries -> GET confirm finds the late
  * record, unknown -> GET 404 -> moved, hold/drain, submit limits, purge,
- * stop, resume of SENDING payments, and the answer classification. */
+ * stop, resume of SENDING payments, the answer classification, 422 -> GET ->
+ * the record's requestedAt, and the pair-mode rules (docs/ROUTING.md, "In a
+ * pair"): the ack gate before the fallback and before leaving a fallback pin,
+ * ownership, takeover of ACCEPTED payments (default only, until a GET 404),
+ * and pause. In pair mode the fakes also fail the test if a shared payment
+ * reaches the fallback before the peer acknowledged its SENDING, or if
+ * anything reaches a processor while dispatch is paused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +62,7 @@ struct fake {
     bool health_failing;
     unsigned health_min_ms;
     unsigned posts, gets, health_polls;
+    unsigned get_fail; /* answer 503 to this many GET /payments/{id} */
     struct pend pend[MAXPEND];
 };
 
@@ -73,6 +80,19 @@ struct world {
     int64_t rec_at[MAXPAY][2];
     unsigned posts[MAXPAY][2];
     unsigned violations;
+    /* pair mode: the peer is node 2, we are node 1 */
+    bool pair;
+    bool listening; /* events we emit may reach the peer: mark shared */
+    bool paused;
+    uint64_t ack_upto; /* the peer holds our events up to this seq */
+    uint64_t peer_seq;
+    uint64_t sending_seq[MAXPAY][2];  /* seq of our last SENDING to each processor */
+    unsigned gets_at_fb_post[MAXPAY]; /* default GETs seen when the fallback got its 1st POST */
+    unsigned failed_ev[MAXPAY][2];    /* our FAILED events per payment and processor */
+    int64_t peer_sent_at[MAXPAY][2];  /* requestedAt of the peer's SENDING, if any */
+    unsigned gets_at_first_fail[MAXPAY][2]; /* GETs the processor had seen at our 1st FAILED */
+    unsigned gate_violations;
+    unsigned paused_violations;
 };
 
 static struct world *W;
@@ -146,6 +166,19 @@ static void fake_post(struct fake *f, struct http_exchange *x, const struct http
     assert_true(i < MAXPAY);
     f->posts++;
     w->posts[i][f->which]++;
+    if (w->pair) {
+        struct payment *p = ledger_find(w->ledger, id);
+        if (w->paused)
+            w->paused_violations++;
+        /* a shared payment reaches the fallback only once the peer holds our
+         * SENDING, unless it re-sends the peer's own attempt (same T) */
+        if (f->which == LEDGER_FALLBACK && p && p->shared &&
+            w->sending_seq[i][LEDGER_FALLBACK] > w->ack_upto &&
+            w->peer_sent_at[i][LEDGER_FALLBACK] != ns / 1000000)
+            w->gate_violations++;
+        if (f->which == LEDGER_FALLBACK && w->posts[i][f->which] == 1)
+            w->gets_at_fb_post[i] = w->fk[LEDGER_DEFAULT].gets;
+    }
     if (f->busy) {
         http_reply_json(x, 429, "{}");
         return;
@@ -189,6 +222,13 @@ static void fake_handle(struct http_exchange *x, const struct http_request *req,
     } else if (req->verb == HTTP_VERB_GET && req->path.len == 10 + UUID_TEXT_LEN) {
         uint8_t id[16];
         f->gets++;
+        if (w->pair && w->paused)
+            w->paused_violations++;
+        if (f->get_fail > 0) {
+            f->get_fail--;
+            http_reply_error(x, 503, "try later");
+            return;
+        }
         if (uuid_parse(req->path.ptr + 10, UUID_TEXT_LEN, id) != 0) {
             http_reply_error(x, 400, "bad id");
             return;
@@ -230,15 +270,86 @@ static void fake_start(struct fake *f, int which)
 
 /* ---------------- world ---------------- */
 
+/* Our events, as node_emit() makes them (origin 1, marks shared when the
+ * peer listens). */
 static int test_emit(void *arg, struct event *ev, struct payment **out)
 {
     struct world *w = arg;
     ev->origin = 1;
     ev->seq = w->seq + 1;
-    int rv = ledger_apply(w->ledger, ev, out);
-    if (rv == 0)
+    struct payment *p = NULL;
+    int rv = ledger_apply(w->ledger, ev, &p);
+    if (out)
+        *out = p;
+    if (rv == 0) {
         w->seq = ev->seq;
+        if (p && w->listening)
+            p->shared = 1;
+        if (ev->type == EVENT_SENDING && id_num(ev->id) < MAXPAY)
+            w->sending_seq[id_num(ev->id)][ev->processor] = ev->seq;
+        if (ev->type == EVENT_FAILED && id_num(ev->id) < MAXPAY &&
+            w->failed_ev[id_num(ev->id)][ev->processor]++ == 0)
+            w->gets_at_first_fail[id_num(ev->id)][ev->processor] = w->fk[ev->processor].gets;
+    }
     return rv;
+}
+
+/* An event of the peer (node 2), as peer.c applies it. */
+static struct payment *peer_apply(struct world *w, enum event_type type, unsigned i, int proc,
+                                  int64_t at_ms)
+{
+    struct event ev = {.type = type,
+                       .origin = 2,
+                       .seq = ++w->peer_seq,
+                       .processor = (uint8_t)proc,
+                       .at_ms = at_ms,
+                       .amount_cents = 1990};
+    make_id(i, ev.id);
+    struct payment *p = NULL;
+    assert_int_equal(ledger_apply(w->ledger, &ev, &p), 0);
+    assert_non_null(p);
+    p->shared = 1;
+    if (type == EVENT_SENDING)
+        w->peer_sent_at[i][proc] = at_ms;
+    return p;
+}
+
+static bool pair_acked(void *arg, uint64_t seq)
+{
+    return seq <= ((struct world *)arg)->ack_upto;
+}
+
+static bool pair_listening(void *arg)
+{
+    return ((struct world *)arg)->listening;
+}
+
+static bool pair_paused(void *arg)
+{
+    return ((struct world *)arg)->paused;
+}
+
+static void world_pair(struct world *w)
+{
+    struct dispatch_pair pair = {.self_id = 1,
+                                 .acked = pair_acked,
+                                 .listening = pair_listening,
+                                 .paused = pair_paused,
+                                 .arg = w};
+    w->pair = true;
+    dispatch_set_pair(w->d, &pair);
+}
+
+/* Acknowledges everything we emitted so far, as the peer's batch would. */
+static void peer_acks_all(struct world *w)
+{
+    w->ack_upto = w->seq;
+    dispatch_kick(w->d);
+}
+
+static void set_checker_view(struct world *w, int proc, bool failing)
+{
+    health_view_checker(health_view_of(w->health), proc, failing, 0, uv_now(&w->loop), true);
 }
 
 struct opts {
@@ -673,6 +784,314 @@ static void test_stop_waits_for_in_flight(void **state)
     world_down(&w);
 }
 
+static struct payment *pay_of(struct world *w, unsigned i)
+{
+    uint8_t id[16];
+    make_id(i, id);
+    return ledger_find(w->ledger, id);
+}
+
+static bool is_recorded(struct world *w, void *arg)
+{
+    struct payment *p = pay_of(w, (unsigned)(uintptr_t)arg);
+    return p && p->state == LEDGER_RECORDED;
+}
+
+static bool awaiting_ack(struct world *w, void *arg)
+{
+    struct dispatch_stats st;
+    dispatch_get_stats(w->d, &st);
+    return st.awaiting_ack >= (uintptr_t)arg;
+}
+
+static void check_pair_clean(struct world *w)
+{
+    assert_int_equal(w->violations, 0);
+    assert_int_equal(w->gate_violations, 0);
+    assert_int_equal(w->paused_violations, 0);
+}
+
+/* 422: the processor holds it, maybe with another requestedAt. Dispatch asks
+ * GET /payments/{id} and records the record's requestedAt; a GET that fails
+ * is asked again, the payment never moves and is never re-POSTed. */
+static void test_422_confirms_record_time(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){0});
+    int64_t t0 = clock_wall_ms() - 1234, t1 = clock_wall_ms() - 777;
+    w.recorded[0][0] = true; /* as if the dead owner's attempt had landed */
+    w.rec_at[0][0] = t0;
+    accept_payment(&w, 0, true);
+    assert_true(run_until(&w, is_recorded, (void *)0, 5000));
+    assert_int_equal(pay_of(&w, 0)->requested_at_ms, t0);
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.duplicates[0], 1);
+    assert_int_equal(st.confirms[0], 1);
+    assert_int_equal(w.posts[0][0], 1);
+
+    /* the GET fails three times first */
+    w.recorded[1][0] = true;
+    w.rec_at[1][0] = t1;
+    w.fk[0].get_fail = 3;
+    unsigned gets0 = w.fk[0].gets;
+    accept_payment(&w, 1, true);
+    assert_true(run_until(&w, is_recorded, (void *)1, 10000));
+    assert_int_equal(pay_of(&w, 1)->requested_at_ms, t1);
+    assert_int_equal(pay_of(&w, 1)->processor, LEDGER_DEFAULT);
+    assert_int_equal(w.fk[0].gets - gets0, 4);
+    assert_int_equal(w.posts[1][0], 1); /* only GETs after the 422 */
+    assert_int_equal(w.fk[1].posts, 0);
+    unsigned per[2];
+    check_books(&w, 2, per);
+    world_down(&w);
+}
+
+/* (a) A shared payment routed to the fallback waits for the peer's ack of its
+ * SENDING; an unshared one goes at once. */
+static void test_pair_gate_fallback(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){0});
+    world_pair(&w);
+    w.fk[0].failing = true; /* probes of the default record nothing */
+    set_checker_view(&w, LEDGER_DEFAULT, true);
+    w.listening = true;
+    accept_payment(&w, 0, true); /* shared */
+    w.listening = false;
+    accept_payment(&w, 1, true); /* never reached the peer */
+    assert_int_equal(pay_of(&w, 0)->shared, 1);
+    assert_int_equal(pay_of(&w, 1)->shared, 0);
+    assert_true(run_until(&w, is_recorded, (void *)1, 5000));
+    assert_int_equal(pay_of(&w, 1)->processor, LEDGER_FALLBACK);
+    assert_true(run_until(&w, awaiting_ack, (void *)1, 5000));
+    run_until(&w, NULL, NULL, 300);
+    assert_int_equal(w.posts[0][1], 0);
+    struct payment *p = pay_of(&w, 0);
+    assert_int_equal(p->state, LEDGER_SENDING);
+    assert_int_equal(p->processor, LEDGER_FALLBACK);
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.awaiting_ack, 1);
+    assert_int_equal(st.gated[1], 1);
+    assert_int_equal(st.gated[0], 0);
+    int64_t t = p->requested_at_ms;
+    peer_acks_all(&w);
+    assert_true(run_until(&w, is_recorded, (void *)0, 5000));
+    assert_int_equal(w.posts[0][1], 1);
+    assert_int_equal(pay_of(&w, 0)->requested_at_ms, t); /* the T of the SENDING */
+    unsigned per[2];
+    check_books(&w, 2, per);
+    assert_int_equal(per[1], 2);
+    check_pair_clean(&w);
+    world_down(&w);
+}
+
+/* Makes payment i ACCEPTED with the fallback's failed bit, as after a 500
+ * from the fallback. */
+static void fallback_failed(struct world *w, unsigned i)
+{
+    struct payment *p = accept_payment(w, i, false);
+    struct event ev = {
+        .type = EVENT_SENDING, .processor = LEDGER_FALLBACK, .at_ms = clock_wall_ms()};
+    memcpy(ev.id, p->id, 16);
+    assert_int_equal(test_emit(w, &ev, NULL), 0);
+    ev.type = EVENT_FAILED;
+    assert_int_equal(test_emit(w, &ev, NULL), 0);
+    assert_int_equal(p->state, LEDGER_ACCEPTED);
+    assert_true(p->failed & (1u << LEDGER_FALLBACK));
+    assert_int_equal(dispatch_submit(w->d, p), 0);
+}
+
+/* (b) Leaving a fallback pin for the default waits for the ack when shared;
+ * default-bound attempts otherwise go at once. */
+static void test_pair_gate_leaving_fallback_pin(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){0});
+    world_pair(&w);
+    w.listening = true;
+    fallback_failed(&w, 0);      /* shared, leaves a fallback pin */
+    accept_payment(&w, 1, true); /* shared, plain default-bound: not gated */
+    w.listening = false;
+    fallback_failed(&w, 2); /* unshared: not gated */
+    assert_true(run_until(&w, is_recorded, (void *)1, 5000));
+    assert_true(run_until(&w, is_recorded, (void *)2, 5000));
+    run_until(&w, NULL, NULL, 300);
+    assert_int_equal(w.posts[0][0], 0);
+    assert_int_equal(w.posts[0][1], 0);
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.awaiting_ack, 1);
+    assert_int_equal(st.gated[0], 1);
+    peer_acks_all(&w);
+    assert_true(run_until(&w, is_recorded, (void *)0, 5000));
+    assert_int_equal(w.posts[0][0], 1);
+    unsigned per[2];
+    check_books(&w, 3, per);
+    assert_int_equal(per[0], 3);
+    check_pair_clean(&w);
+    world_down(&w);
+}
+
+/* (c) Payments the peer took over are dropped, never sent: queued ones, and a
+ * pinned one when it wakes up. */
+static void test_pair_ownership(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){.timeout_ms = 300, .margin_ms = 300});
+    world_pair(&w);
+    w.fk[0].delay_ms = 5;
+    for (unsigned i = 0; i < 10; i++)
+        accept_payment(&w, i, true);
+    /* the peer took 3 over (sending it) and 5 (sent, failed: ACCEPTED, its own) */
+    int64_t t = clock_wall_ms();
+    peer_apply(&w, EVENT_SENDING, 3, LEDGER_DEFAULT, t);
+    peer_apply(&w, EVENT_SENDING, 5, LEDGER_FALLBACK, t);
+    struct payment *p5 = peer_apply(&w, EVENT_FAILED, 5, LEDGER_FALLBACK, 0);
+    assert_int_equal(p5->state, LEDGER_ACCEPTED);
+    assert_int_equal(p5->owner, 2);
+    run_until(&w, NULL, NULL, 500);
+    for (unsigned i = 0; i < 10; i++) {
+        if (i == 3 || i == 5) {
+            assert_int_equal(w.posts[i][0] + w.posts[i][1], 0);
+            continue;
+        }
+        assert_true(is_recorded(&w, (void *)(uintptr_t)i));
+    }
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.queued, 0);
+
+    /* a pinned payment (fate unknown) that the peer claims meanwhile */
+    w.fk[0].delay_ms = 700;
+    accept_payment(&w, 20, true);
+    int64_t end = clock_wall_ms() + 3000;
+    while (w.posts[20][0] == 0 && clock_wall_ms() < end)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(w.posts[20][0], 1);
+    struct payment *p = pay_of(&w, 20);
+    peer_apply(&w, EVENT_SENDING, 20, LEDGER_DEFAULT, p->requested_at_ms);
+    unsigned gets = w.fk[0].gets;
+    run_until(&w, NULL, NULL, 1500);
+    assert_int_equal(w.posts[20][0], 1); /* no retry */
+    assert_int_equal(w.posts[20][1], 0);
+    assert_int_equal(w.fk[0].gets, gets); /* no confirm either: not ours */
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.dropped, 3);
+    assert_int_equal(st.unknown[0], 1);
+    assert_int_equal(st.pinned + st.queued + st.in_flight[0] + st.in_flight[1], 0);
+    assert_int_equal(p->owner, 2);
+    check_pair_clean(&w);
+    world_down(&w);
+}
+
+static bool default_gets(struct world *w, void *arg)
+{
+    return w->fk[0].gets >= (uintptr_t)arg;
+}
+
+/* (d) Takeover: the peer's ACCEPTED payment goes to the default only, held
+ * while the default is unusable even though the policy picks the fallback;
+ * 500s do not release it; only a GET 404 does, and then, being shared, it
+ * reaches the fallback only after the ack. The peer's SENDING payment is
+ * re-sent to its processor with its requestedAt, never gated. */
+static void test_pair_takeover_accepted(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){.margin_ms = 300});
+    world_pair(&w);
+    w.fk[0].failing = true; /* POST -> 500, and GET -> 404 (nothing recorded) */
+    set_checker_view(&w, LEDGER_DEFAULT, true);
+    int64_t t1 = clock_wall_ms() - 300;
+    peer_apply(&w, EVENT_ACCEPTED, 0, 0, clock_wall_ms());
+    peer_apply(&w, EVENT_ACCEPTED, 1, 0, clock_wall_ms());
+    peer_apply(&w, EVENT_SENDING, 1, LEDGER_FALLBACK, t1);
+    accept_payment(&w, 2, true); /* ours, unshared: the policy sends it to the fallback */
+    unsigned taken = 0;
+    assert_int_equal(dispatch_resume_unrecorded(w.d, 2, &taken), 0);
+    assert_int_equal(taken, 2);
+    assert_true(run_until(&w, is_recorded, (void *)1, 5000));
+    assert_true(run_until(&w, is_recorded, (void *)2, 5000));
+    assert_int_equal(pay_of(&w, 1)->requested_at_ms, t1);
+    assert_int_equal(pay_of(&w, 1)->processor, LEDGER_FALLBACK);
+    assert_int_equal(pay_of(&w, 2)->processor, LEDGER_FALLBACK);
+    run_until(&w, NULL, NULL, 500);
+    assert_int_equal(w.posts[0][0] + w.posts[0][1], 0); /* held for the default */
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.takeover_queued, 1);
+    assert_int_equal(pay_of(&w, 0)->owner, 2);
+
+    /* the default looks usable again (it still answers 500) */
+    set_checker_view(&w, LEDGER_DEFAULT, false);
+    assert_true(run_until(&w, default_gets, (void *)1, 5000));
+    assert_true(w.posts[0][0] >= 1);
+    assert_true(run_until(&w, awaiting_ack, (void *)1, 5000));
+    struct payment *p = pay_of(&w, 0);
+    assert_int_equal(p->state, LEDGER_SENDING);
+    assert_int_equal(p->processor, LEDGER_FALLBACK);
+    assert_int_equal(p->owner, 1);
+    assert_true(p->failed & (1u << LEDGER_DEFAULT));
+    run_until(&w, NULL, NULL, 300);
+    assert_int_equal(w.posts[0][1], 0);
+    peer_acks_all(&w);
+    assert_true(run_until(&w, is_recorded, (void *)0, 5000));
+    assert_int_equal(w.posts[0][1], 1);
+    assert_true(w.gets_at_fb_post[0] >= 1); /* confirmed absent before it moved */
+    dispatch_get_stats(w.d, &st);
+    /* released by the GET only, despite the 500s before it */
+    assert_true(w.failed_ev[0][0] >= 1);
+    assert_true(w.gets_at_first_fail[0][0] >= 1);
+    assert_true(w.posts[0][0] >= 1);
+    assert_true(st.confirms[0] >= 1);
+    unsigned per[2];
+    check_books(&w, 3, per);
+    assert_int_equal(per[1], 3);
+    check_pair_clean(&w);
+    world_down(&w);
+}
+
+/* (f) While paused nothing starts (POST or GET); answers to attempts in
+ * flight are still handled; everything goes once resumed. */
+static void test_pair_paused(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){0});
+    world_pair(&w);
+    w.fk[0].delay_ms = 200;
+    for (unsigned i = 0; i < 10; i++)
+        accept_payment(&w, i, true);
+    int64_t end = clock_wall_ms() + 3000;
+    while (w.fk[0].posts < 10 && clock_wall_ms() < end)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(w.fk[0].posts, 10);
+    w.paused = true;
+    for (unsigned i = 10; i < 60; i++)
+        accept_payment(&w, i, true);
+    /* a taken-over SENDING payment would claim and re-send: not while paused */
+    peer_apply(&w, EVENT_ACCEPTED, 60, 0, clock_wall_ms());
+    peer_apply(&w, EVENT_SENDING, 60, LEDGER_DEFAULT, clock_wall_ms() - 100);
+    unsigned taken = 0;
+    assert_int_equal(dispatch_resume_unrecorded(w.d, 2, &taken), 0);
+    assert_int_equal(taken, 1);
+    assert_true(run_until(&w, all_recorded, (void *)10, 3000));
+    run_until(&w, NULL, NULL, 500);
+    assert_int_equal(ledger_count_state(w.ledger, LEDGER_RECORDED), 10);
+    assert_int_equal(w.fk[0].posts + w.fk[1].posts, 10);
+    assert_int_equal(w.fk[0].gets + w.fk[1].gets, 0);
+    assert_int_equal(pay_of(&w, 60)->owner, 2); /* not even claimed */
+    w.paused = false;
+    w.fk[0].delay_ms = 0;
+    assert_true(run_until(&w, all_recorded, (void *)61, 5000));
+    unsigned per[2];
+    check_books(&w, 61, per);
+    assert_int_equal(per[0], 61);
+    check_pair_clean(&w);
+    world_down(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +1107,12 @@ int main(void)
         cmocka_unit_test(test_queue_limits_and_purge),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_stop_waits_for_in_flight),
+        cmocka_unit_test(test_422_confirms_record_time),
+        cmocka_unit_test(test_pair_gate_fallback),
+        cmocka_unit_test(test_pair_gate_leaving_fallback_pin),
+        cmocka_unit_test(test_pair_ownership),
+        cmocka_unit_test(test_pair_takeover_accepted),
+        cmocka_unit_test(test_pair_paused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
