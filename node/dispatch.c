@@ -808,7 +808,7 @@ static void pump(struct dispatch *d, bool with_waiting)
         if (send_next(d, &d->tq, LEDGER_DEFAULT, false, now) != 0)
             break;
     while (d->q.count > 0) {
-        int p = health_view_choose(v, now);
+        int p = health_choose(d->health, now) /* logs routing changes */;
         if (p == HEALTH_HOLD) {
             if (!d->holding) {
                 d->holding = true;
