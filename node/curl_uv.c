@@ -13,10 +13,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "node/container.h"
+
 #define CURL_UV_MAGIC 0x43555631u /* "CUV1" */
 #define CU_SOCK_MAGIC 0x43555353u /* "CUSS" */
-
-#define cu_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* One watched socket. Pooled: taken when curl first reports a socket, returned
  * to the free list in the poll handle's close callback (never earlier: libuv
@@ -118,7 +118,7 @@ static void cu_action(struct curl_uv *cu, curl_socket_t fd, int ev_bitmask)
 
 static void on_poll_event(uv_poll_t *h, int status, int events)
 {
-    struct cu_sock *sk = cu_container_of(h, struct cu_sock, poll);
+    struct cu_sock *sk = container_of(h, struct cu_sock, poll);
     assert(sk->magic == CU_SOCK_MAGIC);
     struct curl_uv *cu = sk->cu;
     int flags = 0;
@@ -137,7 +137,7 @@ static void on_poll_event(uv_poll_t *h, int status, int events)
 
 static void on_curl_timer(uv_timer_t *t)
 {
-    struct curl_uv *cu = cu_container_of(t, struct curl_uv, timer);
+    struct curl_uv *cu = container_of(t, struct curl_uv, timer);
     assert(cu->magic == CURL_UV_MAGIC);
     cu_action(cu, CURL_SOCKET_TIMEOUT, 0);
 }
@@ -162,7 +162,7 @@ static void cu_maybe_finish(struct curl_uv *cu)
 
 static void on_sock_closed(uv_handle_t *h)
 {
-    struct cu_sock *sk = cu_container_of((uv_poll_t *)h, struct cu_sock, poll);
+    struct cu_sock *sk = container_of((uv_poll_t *)h, struct cu_sock, poll);
     assert(sk->magic == CU_SOCK_MAGIC);
     struct curl_uv *cu = sk->cu;
     sk->next = cu->free_sks;
@@ -346,7 +346,7 @@ void curl_uv_stats(const struct curl_uv *cu, struct curl_uv_stats *out)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    struct curl_uv *cu = cu_container_of((uv_timer_t *)h, struct curl_uv, timer);
+    struct curl_uv *cu = container_of((uv_timer_t *)h, struct curl_uv, timer);
     assert(cu->magic == CURL_UV_MAGIC && cu->pending_closes > 0);
     cu->pending_closes--;
     cu_maybe_finish(cu);

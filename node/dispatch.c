@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/container.h"
 #include "node/clock.h"
 #include "node/health.h"
 #include "node/httpc.h"
@@ -24,7 +25,6 @@
 #include "node/money.h"
 #include "node/uuid.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define DISPATCH_MAGIC 0x44535043u /* "DSPC" */
 #define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/container.h"
 #include "node/log.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */
@@ -20,7 +21,6 @@
 #define GOSSIP_HOST_MAX 256
 #define GOSSIP_PORT_MAX 8
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define GOSSIP_CHECK(g) assert((g) != NULL && (g)->magic == GOSSIP_MAGIC)
 
 struct gossip {

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/container.h"
 #include "node/httpc.h"
 #include "node/json.h"
 #include "node/log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define HEALTH_MAGIC 0x484c5448u /* "HLTH" */
 #define HEALTH_URL_MAX 320

@@ -20,13 +20,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "node/container.h"
 #include "node/clock.h"
 #include "node/httpc.h"
 #include "node/json.h"
 #include "node/uuid.h"
 #include "rng.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define RUN_MAGIC 0x4c47524eu
 #define VU_MAGIC 0x4c475655u
