@@ -83,7 +83,7 @@ static int free_port_pair(void)
 
 static void node_start(struct pair *pr, int i, const char *extra)
 {
-    char id[16], lis[64], peer[64], glis[64], gpeer[64], log[64];
+    char id[32], lis[64], peer[64], glis[64], gpeer[64], log[64];
     int j = 1 - i;
     snprintf(id, sizeof(id), "NODE_ID=%d", i + 1);
     snprintf(lis, sizeof(lis), "NNG_LISTEN=tcp://127.0.0.1:%d", pr->nng[i]);
