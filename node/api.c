@@ -75,10 +75,10 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
         return;
     }
     /* Refusals record nothing; nginx retries them on the other node. */
-    const char *refusal = n->stopping                              ? "shutting down"
-                          : (n->peer && peer_refusing(n->peer))    ? "catching up with peer"
-                          : !dispatch_has_room(n->dispatch)        ? "queue full"
-                                                                   : NULL;
+    const char *refusal = n->stopping                           ? "shutting down"
+                          : (n->peer && peer_refusing(n->peer)) ? "catching up with peer"
+                          : !dispatch_has_room(n->dispatch)     ? "queue full"
+                                                                : NULL;
     if (refusal) {
         n->counters.payments_refused++;
         http_reply_error(x, 503, refusal);
@@ -218,35 +218,35 @@ static void api_metrics(struct node *n, struct http_exchange *x)
     dispatch_get_stats(n->dispatch, &d);
     const struct node_counters *c = &n->counters;
     static const char *const proc[LEDGER_NPROC] = {"default", "fallback"};
-    int w = snprintf(
-        buf, sizeof(buf),
-        "# TYPE paynode_http_requests_total counter\n"
-        "paynode_http_requests_total %" PRIu64 "\n"
-        "paynode_payments_total{result=\"accepted\"} %" PRIu64 "\n"
-        "paynode_payments_total{result=\"duplicate\"} %" PRIu64 "\n"
-        "paynode_payments_total{result=\"conflict\"} %" PRIu64 "\n"
-        "paynode_payments_total{result=\"invalid\"} %" PRIu64 "\n"
-        "paynode_payments_total{result=\"refused\"} %" PRIu64 "\n"
-        "paynode_summaries_total %" PRIu64 "\n"
-        "paynode_purges_total %" PRIu64 "\n"
-        "paynode_event_errors_total %" PRIu64 "\n"
-        "paynode_ledger_payments %zu\n"
-        "paynode_ledger_capacity %zu\n"
-        "paynode_ledger_state{state=\"accepted\"} %zu\n"
-        "paynode_ledger_state{state=\"sending\"} %zu\n"
-        "paynode_ledger_state{state=\"recorded\"} %zu\n"
-        "paynode_dispatch_queued %" PRIu64 "\n"
-        "paynode_dispatch_pinned %" PRIu64 "\n"
-        "paynode_dispatch_parked_total %" PRIu64 "\n"
-        "paynode_dispatch_conflicts_total %" PRIu64 "\n"
-        "paynode_dispatch_held_ms_total %" PRIu64 "\n"
-        "paynode_health_checker %d\n",
-        c->http_requests, c->payments_accepted, c->payments_duplicate, c->payments_conflict,
-        c->payments_invalid, c->payments_refused, c->summaries, c->purges, c->event_errors,
-        ledger_size(n->ledger), ledger_capacity(n->ledger),
-        ledger_count_state(n->ledger, LEDGER_ACCEPTED), ledger_count_state(n->ledger, LEDGER_SENDING),
-        ledger_count_state(n->ledger, LEDGER_RECORDED), d.queued, d.pinned, d.parked, d.conflicts,
-        d.held_ms, health_is_checker(n->health));
+    int w = snprintf(buf, sizeof(buf),
+                     "# TYPE paynode_http_requests_total counter\n"
+                     "paynode_http_requests_total %" PRIu64 "\n"
+                     "paynode_payments_total{result=\"accepted\"} %" PRIu64 "\n"
+                     "paynode_payments_total{result=\"duplicate\"} %" PRIu64 "\n"
+                     "paynode_payments_total{result=\"conflict\"} %" PRIu64 "\n"
+                     "paynode_payments_total{result=\"invalid\"} %" PRIu64 "\n"
+                     "paynode_payments_total{result=\"refused\"} %" PRIu64 "\n"
+                     "paynode_summaries_total %" PRIu64 "\n"
+                     "paynode_purges_total %" PRIu64 "\n"
+                     "paynode_event_errors_total %" PRIu64 "\n"
+                     "paynode_ledger_payments %zu\n"
+                     "paynode_ledger_capacity %zu\n"
+                     "paynode_ledger_state{state=\"accepted\"} %zu\n"
+                     "paynode_ledger_state{state=\"sending\"} %zu\n"
+                     "paynode_ledger_state{state=\"recorded\"} %zu\n"
+                     "paynode_dispatch_queued %" PRIu64 "\n"
+                     "paynode_dispatch_pinned %" PRIu64 "\n"
+                     "paynode_dispatch_parked_total %" PRIu64 "\n"
+                     "paynode_dispatch_conflicts_total %" PRIu64 "\n"
+                     "paynode_dispatch_held_ms_total %" PRIu64 "\n"
+                     "paynode_health_checker %d\n",
+                     c->http_requests, c->payments_accepted, c->payments_duplicate,
+                     c->payments_conflict, c->payments_invalid, c->payments_refused, c->summaries,
+                     c->purges, c->event_errors, ledger_size(n->ledger), ledger_capacity(n->ledger),
+                     ledger_count_state(n->ledger, LEDGER_ACCEPTED),
+                     ledger_count_state(n->ledger, LEDGER_SENDING),
+                     ledger_count_state(n->ledger, LEDGER_RECORDED), d.queued, d.pinned, d.parked,
+                     d.conflicts, d.held_ms, health_is_checker(n->health));
     len = w > 0 ? (size_t)w : 0;
     for (int p = 0; p < LEDGER_NPROC && len < sizeof(buf); p++) {
         w = snprintf(buf + len, sizeof(buf) - len,

@@ -156,8 +156,7 @@ int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err,
     if (cfg->server_port == 0 && cfg->server_socket[0] == '\0')
         return fail(err, errlen, "SERVER_PORT: 0 disables TCP, so SERVER_SOCKET must be set");
     if (!is_pow2(cfg->queue_capacity))
-        return fail(err, errlen, "QUEUE_CAPACITY: must be a power of two: %u",
-                    cfg->queue_capacity);
+        return fail(err, errlen, "QUEUE_CAPACITY: must be a power of two: %u", cfg->queue_capacity);
     if (strcmp(cfg->default_url, cfg->fallback_url) == 0)
         return fail(err, errlen, "DEFAULT_PROCESSOR_URL and FALLBACK_PROCESSOR_URL are the same");
     int npeer = !!cfg->nng_listen[0] + !!cfg->peer_nng_url[0] + !!cfg->gossip_listen[0] +

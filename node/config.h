@@ -14,25 +14,25 @@
 #define CONFIG_PATH_MAX 108 /* sun_path */
 
 struct config {
-    unsigned node_id;                        /* NODE_ID: 1..255 */
-    char server_host[64];                    /* SERVER_HOST: TCP bind address */
-    unsigned server_port;                    /* SERVER_PORT: 0 disables TCP (needs a socket) */
-    char server_socket[CONFIG_PATH_MAX];     /* SERVER_SOCKET: unix socket path, "" = none */
-    char default_url[CONFIG_URL_MAX];        /* DEFAULT_PROCESSOR_URL, no trailing slash */
-    char fallback_url[CONFIG_URL_MAX];       /* FALLBACK_PROCESSOR_URL */
-    unsigned health_interval_ms;             /* HEALTH_CHECK_INTERVAL: >= 5000 */
-    unsigned request_timeout_ms;             /* REQUEST_TIMEOUT: one attempt to a processor */
-    unsigned safe_latency_ms;                /* SAFE_LATENCY_MS: slower processors are avoided */
-    unsigned processor_max_conns;            /* PROCESSOR_MAX_CONNS: in flight per processor */
-    unsigned queue_capacity;                 /* QUEUE_CAPACITY: payments waiting, power of two */
-    unsigned ledger_capacity;                /* LEDGER_CAPACITY: payments held in memory */
-    unsigned max_conns;                      /* MAX_CONNS: inbound connection slots */
-    unsigned idle_timeout_ms;                /* IDLE_TIMEOUT: inbound keep-alive idle limit */
-    enum log_level log_level;                /* LOG_LEVEL */
-    char nng_listen[CONFIG_URL_MAX];         /* NNG_LISTEN: our replication endpoint, "" = alone */
-    char peer_nng_url[CONFIG_URL_MAX];       /* PEER_NNG_URL: the peer's replication endpoint */
-    char gossip_listen[CONFIG_URL_MAX];      /* GOSSIP_LISTEN: host:port for UDP heartbeats */
-    char peer_gossip[CONFIG_URL_MAX];        /* PEER_GOSSIP: the peer's host:port */
+    unsigned node_id;                    /* NODE_ID: 1..255 */
+    char server_host[64];                /* SERVER_HOST: TCP bind address */
+    unsigned server_port;                /* SERVER_PORT: 0 disables TCP (needs a socket) */
+    char server_socket[CONFIG_PATH_MAX]; /* SERVER_SOCKET: unix socket path, "" = none */
+    char default_url[CONFIG_URL_MAX];    /* DEFAULT_PROCESSOR_URL, no trailing slash */
+    char fallback_url[CONFIG_URL_MAX];   /* FALLBACK_PROCESSOR_URL */
+    unsigned health_interval_ms;         /* HEALTH_CHECK_INTERVAL: >= 5000 */
+    unsigned request_timeout_ms;         /* REQUEST_TIMEOUT: one attempt to a processor */
+    unsigned safe_latency_ms;            /* SAFE_LATENCY_MS: slower processors are avoided */
+    unsigned processor_max_conns;        /* PROCESSOR_MAX_CONNS: in flight per processor */
+    unsigned queue_capacity;             /* QUEUE_CAPACITY: payments waiting, power of two */
+    unsigned ledger_capacity;            /* LEDGER_CAPACITY: payments held in memory */
+    unsigned max_conns;                  /* MAX_CONNS: inbound connection slots */
+    unsigned idle_timeout_ms;            /* IDLE_TIMEOUT: inbound keep-alive idle limit */
+    enum log_level log_level;            /* LOG_LEVEL */
+    char nng_listen[CONFIG_URL_MAX];     /* NNG_LISTEN: our replication endpoint, "" = alone */
+    char peer_nng_url[CONFIG_URL_MAX];   /* PEER_NNG_URL: the peer's replication endpoint */
+    char gossip_listen[CONFIG_URL_MAX];  /* GOSSIP_LISTEN: host:port for UDP heartbeats */
+    char peer_gossip[CONFIG_URL_MAX];    /* PEER_GOSSIP: the peer's host:port */
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -25,7 +25,6 @@
 #include "node/money.h"
 #include "node/uuid.h"
 
-
 #define DISPATCH_MAGIC 0x44535043u /* "DSPC" */
 #define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */
 #define DISPATCH_URL_MAX 320

@@ -17,7 +17,6 @@
 #include "node/json.h"
 #include "node/log.h"
 
-
 #define HEALTH_MAGIC 0x484c5448u /* "HLTH" */
 #define HEALTH_URL_MAX 320
 #define HEALTH_MIN_INTERVAL_MS 5000

@@ -18,8 +18,14 @@
 
 #include "node/slice.h"
 
-enum http_verb { HTTP_VERB_OTHER = 0, HTTP_VERB_GET, HTTP_VERB_POST, HTTP_VERB_PUT,
-                 HTTP_VERB_DELETE, HTTP_VERB_HEAD };
+enum http_verb {
+    HTTP_VERB_OTHER = 0,
+    HTTP_VERB_GET,
+    HTTP_VERB_POST,
+    HTTP_VERB_PUT,
+    HTTP_VERB_DELETE,
+    HTTP_VERB_HEAD
+};
 
 #define HTTP_MAX_HEADERS 24 /* headers kept per request; more are parsed but not kept */
 
@@ -56,11 +62,11 @@ struct http_exchange;
 typedef void http_handler_cb(struct http_exchange *x, const struct http_request *req, void *arg);
 
 struct http_server_config {
-    unsigned max_conns;         /* connection slots; when full, new connections are closed */
-    size_t max_header_bytes;    /* request line + headers; beyond -> 431 and close */
-    size_t max_body_bytes;      /* beyond -> 413 and close */
-    unsigned idle_timeout_ms;   /* an idle keep-alive connection is closed after this */
-    size_t out_buf_bytes;       /* per-connection output buffer; stop reading while fuller */
+    unsigned max_conns;       /* connection slots; when full, new connections are closed */
+    size_t max_header_bytes;  /* request line + headers; beyond -> 431 and close */
+    size_t max_body_bytes;    /* beyond -> 413 and close */
+    unsigned idle_timeout_ms; /* an idle keep-alive connection is closed after this */
+    size_t out_buf_bytes;     /* per-connection output buffer; stop reading while fuller */
 };
 
 /* Sensible defaults: 1024 conns, 8 KiB headers, 64 KiB body, 60 s idle, 64 KiB out. */
@@ -97,8 +103,9 @@ typedef void http_server_closed_cb(struct http_server *s, void *arg);
 void http_server_close(struct http_server *s, http_server_closed_cb *cb, void *arg);
 
 /* Answers with status, Content-Type application/json (when body_len > 0 or
- * body != NULL, unless extra_headers has its own Content-Type), Content-Length, and Connection as the request asked. extra_headers,
- * if not NULL, is inserted verbatim and must end with "\r\n". The body is copied. */
+ * body != NULL, unless extra_headers has its own Content-Type), Content-Length, and Connection as
+ * the request asked. extra_headers, if not NULL, is inserted verbatim and must end with "\r\n". The
+ * body is copied. */
 void http_reply(struct http_exchange *x, int status, const char *extra_headers, const char *body,
                 size_t body_len);
 /* http_reply with a NUL-terminated JSON body. */

@@ -14,8 +14,16 @@
 
 #define JSON_MAX_TOKENS 64
 
-enum json_type { JSON_NONE = 0, JSON_OBJECT, JSON_ARRAY, JSON_STRING, JSON_NUMBER, JSON_TRUE,
-                 JSON_FALSE, JSON_NULL };
+enum json_type {
+    JSON_NONE = 0,
+    JSON_OBJECT,
+    JSON_ARRAY,
+    JSON_STRING,
+    JSON_NUMBER,
+    JSON_TRUE,
+    JSON_FALSE,
+    JSON_NULL
+};
 
 struct json_tok {
     enum json_type type;

@@ -88,7 +88,7 @@ struct payment *ledger_at(const struct ledger *l, uint32_t index); /* NULL if ou
 void ledger_summary(const struct ledger *l, int64_t from_ms, int64_t to_ms,
                     struct ledger_totals *out);
 
-size_t ledger_size(const struct ledger *l);     /* payments held */
+size_t ledger_size(const struct ledger *l); /* payments held */
 size_t ledger_capacity(const struct ledger *l);
 size_t ledger_count_state(const struct ledger *l, enum ledger_state s);
 

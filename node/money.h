@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define MONEY_MAX_CENTS INT64_C(100000000000000) /* 1e12 units: room for sums of billions */
-#define MONEY_FMT_MAX 24                          /* enough for "-92233720368547758.08" + NUL */
+#define MONEY_FMT_MAX 24                         /* enough for "-92233720368547758.08" + NUL */
 
 /* Parses a JSON number's text as an amount: digits, optional '.', optional
  * exponent (e/E, sign). The value must be exactly representable in cents

@@ -31,8 +31,8 @@ struct node_counters {
     uint64_t payments_refused;   /* 503: queue or ledger full, not ready */
     uint64_t summaries;
     uint64_t purges;
-    uint64_t events_applied;     /* our own events */
-    uint64_t event_errors;       /* ledger_apply refusals of our own events (bugs) */
+    uint64_t events_applied; /* our own events */
+    uint64_t event_errors;   /* ledger_apply refusals of our own events (bugs) */
 };
 
 struct node {
@@ -44,11 +44,11 @@ struct node {
     struct health *health;
     struct dispatch *dispatch;
     struct http_server *http;
-    struct peer *peer;      /* NULL when running alone */
-    uint64_t seq;           /* last sequence number we gave to one of our events */
-    uint64_t purge_epoch;   /* last PURGED epoch applied */
-    int64_t started_ms;     /* wall ms at start, also our incarnation */
-    bool stopping;          /* SIGTERM received */
+    struct peer *peer;    /* NULL when running alone */
+    uint64_t seq;         /* last sequence number we gave to one of our events */
+    uint64_t purge_epoch; /* last PURGED epoch applied */
+    int64_t started_ms;   /* wall ms at start, also our incarnation */
+    bool stopping;        /* SIGTERM received */
     struct node_counters counters;
 };
 

@@ -38,10 +38,10 @@
 #define PEER_HOLD_CAP 8192        /* POST replies waiting for an ack */
 #define PEER_HOLD_MAX_MS 300      /* a reply never waits longer (below nginx's timeout) */
 #define PEER_TICK_MS 20
-#define PEER_STALL_MS 300         /* a loop gap this long means we were frozen */
-#define PEER_REQ_TIMEOUT_MS 1000  /* a repair request unanswered this long is re-sent */
-#define PEER_RANGE_MAX 1000       /* events per range repair response */
-#define PEER_NNG_BUF 8192         /* nng SENDBUF/RECVBUF, messages (the maximum) */
+#define PEER_STALL_MS 300        /* a loop gap this long means we were frozen */
+#define PEER_REQ_TIMEOUT_MS 1000 /* a repair request unanswered this long is re-sent */
+#define PEER_RANGE_MAX 1000      /* events per range repair response */
+#define PEER_NNG_BUF 8192        /* nng SENDBUF/RECVBUF, messages (the maximum) */
 
 enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
@@ -77,12 +77,12 @@ struct peer {
     struct event *ring;
 
     /* The peer as we know it. */
-    uint8_t peer_id;          /* 0 until heard of */
-    uint64_t peer_inc;        /* incarnation whose events `applied` counts */
-    uint64_t applied;         /* last seq of the peer's events applied, in order */
-    uint64_t acked;           /* our events (this incarnation) the peer holds */
-    uint64_t last_batch_ms;   /* uv_now of the last batch received */
-    bool peer_ready;          /* its heartbeat says it is caught up */
+    uint8_t peer_id;        /* 0 until heard of */
+    uint64_t peer_inc;      /* incarnation whose events `applied` counts */
+    uint64_t applied;       /* last seq of the peer's events applied, in order */
+    uint64_t acked;         /* our events (this incarnation) the peer holds */
+    uint64_t last_batch_ms; /* uv_now of the last batch received */
+    bool peer_ready;        /* its heartbeat says it is caught up */
 
     /* Repairs. */
     enum peer_repair repair;
@@ -97,8 +97,8 @@ struct peer {
     bool resync;
     uint64_t resync_since_ms;
 
-    bool takeover_pending;   /* dispatch ran out of room: take over again next tick */
-    bool takeover_waiting;   /* the peer is dead to gossip but its connection is up */
+    bool takeover_pending;    /* dispatch ran out of room: take over again next tick */
+    bool takeover_waiting;    /* the peer is dead to gossip but its connection is up */
     unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received */
     uint64_t test_received;
 
@@ -108,9 +108,9 @@ struct peer {
     uint8_t *rep_buf; /* one repair response */
 
     struct {
-        uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps,
-            range_repairs, snapshots, snapshot_records, replies_held, replies_unacked, stalls,
-            takeovers, taken_over, apply_errors, decode_errors;
+        uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,
+            snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
+            taken_over, apply_errors, decode_errors;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -296,8 +296,8 @@ static void apply_peer_event(struct peer *p, const struct event *ev)
         pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
     if (rv != 0 && rv != -EEXIST && rv != -EPROTO) {
         p->st.apply_errors++;
-        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type,
-                 ev->seq, ev->origin, rv);
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type, ev->seq,
+                 ev->origin, rv);
     }
     if (ev->type == EVENT_PURGED && ev->epoch > n->purge_epoch)
         n->purge_epoch = ev->epoch;
@@ -385,11 +385,11 @@ static void serve_range(struct peer *p, const struct catchup_request *rq)
 {
     struct catchup_writer w;
     uint64_t own = p->n->seq;
-    if (catchup_writer_init(&w, p->rep_buf, REPL_FRAME_MAX, p->self_id, p->incarnation,
-                            rq->origin, rq->from_seq) != 0)
+    if (catchup_writer_init(&w, p->rep_buf, REPL_FRAME_MAX, p->self_id, p->incarnation, rq->origin,
+                            rq->from_seq) != 0)
         return;
-    bool in_ring = rq->origin == p->self_id && rq->from_seq <= own &&
-                   own - rq->from_seq < PEER_RING_SIZE;
+    bool in_ring =
+        rq->origin == p->self_id && rq->from_seq <= own && own - rq->from_seq < PEER_RING_SIZE;
     if (in_ring) {
         uint64_t end = own;
         if (end - rq->from_seq >= rq->max_count)
@@ -705,8 +705,7 @@ static void on_gossip_peer(const struct heartbeat *hb, void *arg)
     }
     if (hb->incarnation != p->peer_inc || !p->caught_up)
         return; /* its stream or a snapshot will tell us more */
-    uint64_t peer_seq =
-        hb->node_id <= HEARTBEAT_MAX_ORIGINS ? hb->last_seq[hb->node_id - 1] : 0;
+    uint64_t peer_seq = hb->node_id <= HEARTBEAT_MAX_ORIGINS ? hb->last_seq[hb->node_id - 1] : 0;
     if (peer_seq > p->applied && now_ms(p) - p->last_batch_ms > 2 * PEER_TICK_MS) {
         p->st.gaps++;
         start_range_repair(p); /* the tail of its stream was lost */
@@ -781,8 +780,7 @@ static void update_checker(struct peer *p)
     enum gossip_peer_state st = gossip_peer_state(p->gossip);
     const struct heartbeat *hb = gossip_last_peer(p->gossip);
     bool lower_peer_up = (st == GOSSIP_PEER_ALIVE || st == GOSSIP_PEER_SUSPECT) && hb &&
-                         hb->node_id < p->self_id &&
-                         !(hb->flags & HEARTBEAT_F_SHUTTING_DOWN);
+                         hb->node_id < p->self_id && !(hb->flags & HEARTBEAT_F_SHUTTING_DOWN);
     bool checker = st != GOSSIP_PEER_UNKNOWN && gossip_is_checker(p->gossip) && !lower_peer_up;
     if (checker != health_is_checker(p->n->health))
         log_info("peer", "health checker: %s", checker ? "this node" : "the peer");
@@ -1012,35 +1010,35 @@ int peer_start(struct peer *p)
 
 size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
 {
-    int n = snprintf(
-        buf, cap,
-        "paynode_peer_alive %d\n"
-        "paynode_peer_caught_up %d\n"
-        "paynode_peer_resyncing %d\n"
-        "paynode_peer_subscribers %d\n"
-        "paynode_peer_applied_seq %" PRIu64 "\n"
-        "paynode_peer_acked_seq %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_send_errors_total %" PRIu64 "\n"
-        "paynode_peer_gaps_total %" PRIu64 "\n"
-        "paynode_peer_range_repairs_total %" PRIu64 "\n"
-        "paynode_peer_snapshots_total %" PRIu64 "\n"
-        "paynode_peer_snapshot_records_total %" PRIu64 "\n"
-        "paynode_peer_replies_held_total %" PRIu64 "\n"
-        "paynode_peer_replies_unacked_total %" PRIu64 "\n"
-        "paynode_peer_stalls_total %" PRIu64 "\n"
-        "paynode_peer_takeovers_total %" PRIu64 "\n"
-        "paynode_peer_taken_over_total %" PRIu64 "\n"
-        "paynode_peer_apply_errors_total %" PRIu64 "\n"
-        "paynode_peer_decode_errors_total %" PRIu64 "\n",
-        peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
-        p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
-        p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
-        p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers,
-        p->st.taken_over, p->st.apply_errors, p->st.decode_errors);
+    int n =
+        snprintf(buf, cap,
+                 "paynode_peer_alive %d\n"
+                 "paynode_peer_caught_up %d\n"
+                 "paynode_peer_resyncing %d\n"
+                 "paynode_peer_subscribers %d\n"
+                 "paynode_peer_applied_seq %" PRIu64 "\n"
+                 "paynode_peer_acked_seq %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_send_errors_total %" PRIu64 "\n"
+                 "paynode_peer_gaps_total %" PRIu64 "\n"
+                 "paynode_peer_range_repairs_total %" PRIu64 "\n"
+                 "paynode_peer_snapshots_total %" PRIu64 "\n"
+                 "paynode_peer_snapshot_records_total %" PRIu64 "\n"
+                 "paynode_peer_replies_held_total %" PRIu64 "\n"
+                 "paynode_peer_replies_unacked_total %" PRIu64 "\n"
+                 "paynode_peer_stalls_total %" PRIu64 "\n"
+                 "paynode_peer_takeovers_total %" PRIu64 "\n"
+                 "paynode_peer_taken_over_total %" PRIu64 "\n"
+                 "paynode_peer_apply_errors_total %" PRIu64 "\n"
+                 "paynode_peer_decode_errors_total %" PRIu64 "\n",
+                 peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
+                 p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
+                 p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
+                 p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
+                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 

@@ -21,8 +21,9 @@
 #define WIRE_T_SNAP_REQUEST 0x40
 #define WIRE_T_SNAP_RESPONSE 0x41
 
-#define REPL_BATCH_HDR_LEN 32 /* wire header, sender, incarnation, ack_incarnation, ack_seq, count */
-#define REPL_FRAME_MAX 65535     /* u16 frame length */
+#define REPL_BATCH_HDR_LEN                                                                         \
+    32                       /* wire header, sender, incarnation, ack_incarnation, ack_seq, count */
+#define REPL_FRAME_MAX 65535 /* u16 frame length */
 
 struct repl_batch {
     uint8_t sender_id;        /* 1..255 */
@@ -78,7 +79,7 @@ struct snap_request {
 
 struct snap_record {
     uint8_t id[16];
-    int64_t amount_cents;    /* > 0 */
+    int64_t amount_cents; /* > 0 */
     int64_t accepted_ms;
     int64_t requested_at_ms;
     uint8_t state;     /* 0 accepted, 1 sending, 2 recorded (node/ledger.h enum values) */
@@ -89,11 +90,11 @@ struct snap_record {
 
 struct snap_response {
     uint8_t responder_id;
-    uint64_t incarnation;  /* responder's */
-    uint64_t purge_epoch;  /* responder's purge epoch; a change mid-walk restarts it */
-    uint64_t own_seq;      /* responder's last seq of its own events when it answered */
-    uint32_t next_cursor;  /* where to continue; == cursor end when done */
-    bool done;             /* no more records after these */
+    uint64_t incarnation; /* responder's */
+    uint64_t purge_epoch; /* responder's purge epoch; a change mid-walk restarts it */
+    uint64_t own_seq;     /* responder's last seq of its own events when it answered */
+    uint32_t next_cursor; /* where to continue; == cursor end when done */
+    bool done;            /* no more records after these */
     uint16_t count;
 };
 

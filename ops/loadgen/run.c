@@ -27,7 +27,6 @@
 #include "node/uuid.h"
 #include "rng.h"
 
-
 #define RUN_MAGIC 0x4c47524eu
 #define VU_MAGIC 0x4c475655u
 #define OP_MAGIC 0x4c474f50u

@@ -174,9 +174,8 @@ static void test_summary_timestamps_accepted(void **state)
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         struct tclient_resp r;
         char body[256];
-        assert_int_equal(tclient_fetch(node.addr, 5000, "GET", ok[i], NULL, NULL, 0, &r, body,
-                                       sizeof(body)),
-                         0);
+        assert_int_equal(
+            tclient_fetch(node.addr, 5000, "GET", ok[i], NULL, NULL, 0, &r, body, sizeof(body)), 0);
         if (r.status != 200)
             fail_msg("%s: status %d", ok[i], r.status);
         assert_string_equal(body, "{\"default\":{\"totalRequests\":0,\"totalAmount\":0.00},"

@@ -135,8 +135,7 @@ static void assert_all_agree(const struct pair *pr, int64_t from, int64_t to)
         for (int p = 0; p < 2; p++) {
             if (ours.count[p] != theirs.count[p] || ours.cents[p] != theirs.cents[p])
                 fail_msg("node %d processor %d: %" PRId64 "/%" PRId64 " vs %" PRId64 "/%" PRId64,
-                         i + 1, p, ours.count[p], ours.cents[p], theirs.count[p],
-                         theirs.cents[p]);
+                         i + 1, p, ours.count[p], ours.cents[p], theirs.count[p], theirs.cents[p]);
         }
     }
 }
@@ -145,12 +144,12 @@ static int64_t metric(const struct topo_node *n, const char *name)
 {
     static char body[16384];
     struct tclient_resp r;
-    assert_int_equal(tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body,
-                                   sizeof(body)),
-                     0);
+    assert_int_equal(
+        tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body, sizeof(body)), 0);
     assert_int_equal(r.status, 200);
     size_t nl = strlen(name);
-    for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+    for (char *line = body; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
             return strtoll(line + nl + 1, NULL, 10);
     fail_msg("metric %s not found", name);
@@ -250,8 +249,8 @@ static void kill_restart(int victim)
             phantom += a || b;
         }
     }
-    print_message("victim node %d: %d posts, %d 2xx, lost %d, double %d, phantom %d\n",
-                  victim + 1, n, ok, lost, dbl, phantom);
+    print_message("victim node %d: %d posts, %d 2xx, lost %d, double %d, phantom %d\n", victim + 1,
+                  n, ok, lost, dbl, phantom);
     assert_int_equal(lost, 0);
     assert_int_equal(dbl, 0);
     assert_int_equal(phantom, 0);

@@ -52,10 +52,9 @@ void topo_uuid(char out[37])
         b[i] = (unsigned char)(rand() >> 3);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 void topo_sim_start(struct topo_sim *s, const char *name, const char *fee,
@@ -106,8 +105,8 @@ void topo_node_start(struct topo_node *n, const struct topo_sim *def, const stru
             env[ne++] = extra_env[i];
         env[ne] = NULL;
         const char *argv[] = {PAYNODE_BIN, NULL};
-        assert_int_equal(
-            proc_spawn(&n->proc, (char *const *)argv, (char *const *)env, n->log_path), 0);
+        assert_int_equal(proc_spawn(&n->proc, (char *const *)argv, (char *const *)env, n->log_path),
+                         0);
         if (proc_wait_tcp(&n->proc, "127.0.0.1", n->port, TOPO_TIMEOUT_MS) == 0)
             break;
         proc_stop(&n->proc, 1000);
@@ -128,8 +127,8 @@ int topo_post_payment(const char *addr, const char *id, const char *amount)
     int len = snprintf(body, sizeof(body), "{\"correlationId\":\"%s\",\"amount\":%s}", id, amount);
     struct tclient_resp r;
     char rb[256];
-    int rv = tclient_fetch(addr, TOPO_TIMEOUT_MS, "POST", "/payments", NULL, body, (size_t)len,
-                           &r, rb, sizeof(rb));
+    int rv = tclient_fetch(addr, TOPO_TIMEOUT_MS, "POST", "/payments", NULL, body, (size_t)len, &r,
+                           rb, sizeof(rb));
     return rv < 0 ? rv : r.status;
 }
 
@@ -194,9 +193,9 @@ int topo_sims_summary(const struct topo_sim *def, const struct topo_sim *fb, int
         char q[160], body[1024];
         struct tclient_resp r;
         window_query(q, sizeof(q), "/admin/payments-summary", from_ms, to_ms);
-        int rv = tclient_fetch(sims[p]->addr, TOPO_TIMEOUT_MS, "GET", q,
-                               "X-Rinha-Token: " TOPO_TOKEN "\r\n", NULL, 0, &r, body,
-                               sizeof(body));
+        int rv =
+            tclient_fetch(sims[p]->addr, TOPO_TIMEOUT_MS, "GET", q,
+                          "X-Rinha-Token: " TOPO_TOKEN "\r\n", NULL, 0, &r, body, sizeof(body));
         if (rv < 0)
             return rv;
         if (r.status != 200)
@@ -238,8 +237,8 @@ void topo_sim_set_delay(const struct topo_sim *s, int delay_ms)
 
 void topo_sim_set_failure(const struct topo_sim *s, bool failing)
 {
-    admin_put(s, "/admin/configurations/failure", failing ? "{\"failure\":true}"
-                                                          : "{\"failure\":false}");
+    admin_put(s, "/admin/configurations/failure",
+              failing ? "{\"failure\":true}" : "{\"failure\":false}");
 }
 
 void topo_sim_purge(const struct topo_sim *s)
@@ -254,8 +253,8 @@ void topo_sim_purge(const struct topo_sim *s)
 void topo_node_purge(const char *addr)
 {
     struct tclient_resp r;
-    int rv = tclient_fetch(addr, TOPO_TIMEOUT_MS, "POST", "/purge-payments", NULL, NULL, 0, &r,
-                           NULL, 0);
+    int rv =
+        tclient_fetch(addr, TOPO_TIMEOUT_MS, "POST", "/purge-payments", NULL, NULL, 0, &r, NULL, 0);
     assert_int_equal(rv, 0);
     assert_int_equal(r.status, 200);
 }

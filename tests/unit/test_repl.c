@@ -160,8 +160,13 @@ static void test_snapshot_round_trip(void **state)
         recs[i].owner = 2;
         recs[i].failed = (uint8_t)i;
     }
-    struct snap_response h = {.responder_id = 2, .incarnation = 9, .purge_epoch = 3,
-                              .own_seq = 4242, .next_cursor = 1003, .done = true, .count = 3};
+    struct snap_response h = {.responder_id = 2,
+                              .incarnation = 9,
+                              .purge_epoch = 3,
+                              .own_seq = 4242,
+                              .next_cursor = 1003,
+                              .done = true,
+                              .count = 3};
     uint8_t buf[SNAP_RESPONSE_HDR_LEN + 3 * SNAP_RECORD_LEN];
     int len = snap_response_encode(&h, recs, buf, sizeof(buf));
     assert_int_equal(len, (int)sizeof(buf));
