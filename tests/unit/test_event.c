@@ -364,6 +364,11 @@ static void set_u64(uint8_t *p, uint64_t v)
     wire_put_u64(p, v);
 }
 
+/* GCC 12 at -O3 loses the bound on n (15..EVENT_WIRE_MAX, checked below) when
+ * it inlines the writes and reports "writing 8 bytes into a region of size 0"
+ * for buf + n - 8: a false positive, silenced for this function only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 static void test_decode_rejects_fields(void **state)
 {
     rng_reset();
@@ -393,6 +398,10 @@ static void test_decode_rejects_fields(void **state)
         uint8_t buf[EVENT_WIRE_MAX];
         struct event out;
         int n = event_encode(&ev, buf, sizeof(buf));
+        /* Also tells the optimizer n is a valid length (else -O3 warns about
+         * writes at negative offsets below). */
+        if (n < 15 || (size_t)n > sizeof(buf))
+            fail_msg("encode gave %d", n);
         set_u64(buf + 7, 0);
         assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
         set_u64(buf + 7, 1);
@@ -400,13 +409,14 @@ static void test_decode_rejects_fields(void **state)
 
         if (ty == EVENT_ACCEPTED || ty == EVENT_RECORDED) {
             /* amount is the last 8 bytes */
-            set_u64(buf + n - 8, 0);
+            uint8_t *amount = buf + (size_t)n - 8;
+            set_u64(amount, 0);
             assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
-            set_u64(buf + n - 8, UINT64_MAX); /* -1 */
+            set_u64(amount, UINT64_MAX); /* -1 */
             assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
-            set_u64(buf + n - 8, (uint64_t)1 << 63); /* INT64_MIN */
+            set_u64(amount, (uint64_t)1 << 63); /* INT64_MIN */
             assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
-            set_u64(buf + n - 8, 1);
+            set_u64(amount, 1);
             assert_int_equal(decode_exact(&out, buf, (size_t)n), n);
             assert_true(out.amount_cents == 1);
         }
@@ -414,6 +424,7 @@ static void test_decode_rejects_fields(void **state)
     struct event out;
     assert_int_equal(event_decode(&out, NULL, 0), -EMSGSIZE);
 }
+#pragma GCC diagnostic pop
 
 /* A decoded event must be valid, and decoding canonical: re-encoding gives the
  * same bytes. */
