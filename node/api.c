@@ -99,12 +99,13 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
     n->counters.payments_accepted++;
     /* Invariant 1: a 2xx only once the peer holds the payment too. */
     if (n->peer)
-        peer_reply_when_acked(n->peer, x, n->seq);
+        peer_reply_when_acked(n->peer, x, n->seq, api_reply_accepted);
     else
         api_reply_accepted(x);
 }
 
-/* Percent-decodes src into dst (cap bytes); returns the length or -1. */
+/* Percent-decodes src into dst (cap bytes); returns the length or -1. A '+'
+ * stays a '+' (it is not a form body): "...T12:00:00+00:00" must survive. */
 static int pct_decode(struct slice src, char *dst, size_t cap)
 {
     size_t j = 0;
@@ -128,8 +129,6 @@ static int pct_decode(struct slice src, char *dst, size_t cap)
             }
             c = (char)v;
             i += 2;
-        } else if (c == '+') {
-            c = ' ';
         }
         if (j >= cap)
             return -1;
@@ -142,7 +141,7 @@ static int pct_decode(struct slice src, char *dst, size_t cap)
 static int query_bound(struct slice query, const char *key, bool is_from, int64_t *ms)
 {
     struct slice v;
-    char buf[64];
+    char buf[256]; /* a timestamp with a fraction of over 200 digits is garbage */
     int64_t ns;
     if (!http_query_param(query, key, &v) || v.len == 0)
         return 0;
@@ -184,8 +183,20 @@ static void get_summary(struct node *n, struct http_exchange *x, const struct ht
     http_reply(x, 200, NULL, body, (size_t)len);
 }
 
+static void reply_purged(struct http_exchange *x)
+{
+    http_reply_json(x, 200, "{\"message\":\"All payments purged.\"}");
+}
+
 static void post_purge(struct node *n, struct http_exchange *x)
 {
+    /* A node still catching up would purge only what it has so far, and the
+     * rest of the peer's snapshot would bring the old payments back: let the
+     * other node take it (nginx retries a 503 there). */
+    if (n->peer && peer_refusing(n->peer)) {
+        http_reply_error(x, 503, "catching up with peer");
+        return;
+    }
     struct event ev = {.type = EVENT_PURGED, .epoch = n->purge_epoch + 1};
     dispatch_purge(n->dispatch);
     int rv = node_emit(n, &ev, NULL);
@@ -195,7 +206,14 @@ static void post_purge(struct node *n, struct http_exchange *x)
     }
     n->counters.purges++;
     log_info("api", "payments purged (epoch %" PRIu64 ")", n->purge_epoch);
-    http_reply_json(x, 200, "{\"message\":\"All payments purged.\"}");
+    /* Answer once the peer has purged too: a client that sends payments after
+     * this answer (the challenge purges right before its load) must not have
+     * one accepted by the peer before the peer applies the purge, which would
+     * wipe it there and leave the two nodes' books apart. */
+    if (n->peer)
+        peer_reply_when_acked(n->peer, x, n->seq, reply_purged);
+    else
+        reply_purged(x);
 }
 
 static void get_healthz(struct node *n, struct http_exchange *x)

@@ -23,6 +23,8 @@
 /* The processor allows one call per 5 s fixed window: polling a little later
  * than the window keeps clock drift from turning every other poll into 429. */
 #define HEALTH_INTERVAL_SLACK_MS 100
+/* A service-health answer slower than this was queued by the processor. */
+#define HEALTH_LATE_US 1000000u
 
 void health_config_default(struct health_config *cfg)
 {
@@ -275,6 +277,8 @@ static bool parse_health(const char *body, size_t len, bool *failing, uint32_t *
     return true;
 }
 
+static void on_health_timer(uv_timer_t *t);
+
 static void on_poll_done(void *arg, const struct httpc_result *res)
 {
     struct health_poll *hp = arg;
@@ -284,6 +288,16 @@ static void on_poll_done(void *arg, const struct httpc_result *res)
     if (h->closing) {
         health_maybe_free(h);
         return;
+    }
+    /* An answer that took long was queued by the processor behind a used
+     * window (it answers queued calls when the next window opens), and no
+     * answer may mean the same. Either way the next poll must come a whole
+     * period after now, not on the old cadence, or it lands in a window that
+     * is already spoken for, queues again, and the polls never catch up. */
+    if (h->checker && (res->outcome != HTTPC_OK || res->elapsed_us > HEALTH_LATE_US)) {
+        uint64_t period = h->interval_ms + HEALTH_INTERVAL_SLACK_MS;
+        uv_timer_start(&h->timer, on_health_timer, period, period);
+        h->stats.realigned++;
     }
     bool failing;
     uint32_t min_ms;

@@ -157,6 +157,7 @@ struct health_stats {
     uint64_t polls;        /* service-health requests sent */
     uint64_t poll_ok;      /* 200 answers parsed */
     uint64_t poll_no_news; /* 429, other statuses, errors, bad bodies */
+    uint64_t realigned;    /* polls answered late or not at all: cadence restarted */
 };
 void health_get_stats(const struct health *h, struct health_stats *out);
 

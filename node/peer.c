@@ -47,6 +47,7 @@ enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
 struct held_reply {
     struct http_exchange *x;
+    peer_reply_fn *reply; /* what to answer */
     uint64_t seq;      /* our event that the peer must hold */
     uint64_t since_ms; /* uv_now when held */
 };
@@ -110,7 +111,7 @@ struct peer {
     struct {
         uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,
             snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
-            taken_over, apply_errors, decode_errors;
+            taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -243,22 +244,25 @@ static void release_holds(struct peer *p, bool force)
         if (!acked)
             p->st.replies_unacked++;
         struct http_exchange *x = h->x;
+        peer_reply_fn *reply = h->reply;
         p->hold_head = (p->hold_head + 1) % PEER_HOLD_CAP;
         p->hold_len--;
-        api_reply_accepted(x);
+        reply(x);
     }
 }
 
-void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq)
+void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
+                           peer_reply_fn *reply)
 {
     if (seq <= p->acked || !can_ack(p) || p->hold_len == PEER_HOLD_CAP) {
         if (seq > p->acked)
             p->st.replies_unacked++;
-        api_reply_accepted(x);
+        reply(x);
         return;
     }
     unsigned i = (p->hold_head + p->hold_len) % PEER_HOLD_CAP;
-    p->holds[i] = (struct held_reply){.x = x, .seq = seq, .since_ms = now_ms(p)};
+    p->holds[i] =
+        (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
     p->hold_len++;
     p->st.replies_held++;
 }
@@ -285,11 +289,31 @@ bool peer_alive(const struct peer *p)
 
 /* ---- applying the peer's events ---------------------------------------- */
 
+/* Empties our ledger and dispatch without making an event (the purge is the
+ * peer's, or the snapshot's), and moves our purge epoch up to `epoch`. */
+static void purge_locally(struct peer *p, uint64_t epoch)
+{
+    struct node *n = p->n;
+    struct event ev = {.type = EVENT_PURGED, .origin = p->peer_id ? p->peer_id : 1, .seq = 1,
+                       .epoch = epoch};
+    dispatch_purge(n->dispatch);
+    (void)!ledger_apply(n->ledger, &ev, NULL);
+    if (epoch > n->purge_epoch)
+        n->purge_epoch = epoch;
+}
+
 static void apply_peer_event(struct peer *p, const struct event *ev)
 {
     struct node *n = p->n;
-    if (ev->type == EVENT_PURGED)
-        dispatch_purge(n->dispatch);
+    if (ev->type == EVENT_PURGED) {
+        /* Two purges at once (one on each node) are one purge: the second
+         * must not wipe what was accepted after the first. */
+        if (ev->epoch > n->purge_epoch)
+            purge_locally(p, ev->epoch);
+        else
+            p->st.purges_skipped++;
+        return;
+    }
     struct payment *pay = NULL;
     int rv = ledger_apply(n->ledger, ev, &pay);
     if (pay)
@@ -299,8 +323,6 @@ static void apply_peer_event(struct peer *p, const struct event *ev)
         log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type, ev->seq,
                  ev->origin, rv);
     }
-    if (ev->type == EVENT_PURGED && ev->epoch > n->purge_epoch)
-        n->purge_epoch = ev->epoch;
 }
 
 static void start_range_repair(struct peer *p);
@@ -568,8 +590,16 @@ static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
         p->snap_hwm = h.own_seq;
         p->snap_inc = h.incarnation;
         p->peer_id = h.responder_id;
+        /* The peer purged since we last heard: its PURGED event lies before
+         * the stream position this snapshot resumes at, so apply it here. */
+        if (h.purge_epoch > p->n->purge_epoch)
+            purge_locally(p, h.purge_epoch);
     } else if (h.purge_epoch != p->snap_epoch || h.incarnation != p->snap_inc) {
-        start_snapshot(p); /* the peer purged or restarted mid-walk */
+        /* The peer purged or restarted mid-walk: what earlier chunks brought
+         * in is gone there, so it goes here too, and the walk starts again. */
+        if (h.purge_epoch > p->n->purge_epoch)
+            purge_locally(p, h.purge_epoch);
+        start_snapshot(p);
         return;
     }
     for (uint16_t i = 0; i < h.count; i++) {
@@ -577,8 +607,6 @@ static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
         snap_response_record(buf, i, &r);
         apply_record(p, &r);
     }
-    if (h.purge_epoch > p->n->purge_epoch)
-        p->n->purge_epoch = h.purge_epoch;
     if (!h.done) {
         p->snap_cursor = h.next_cursor;
         send_snapshot_request(p);
@@ -688,10 +716,12 @@ static void end_resync(struct peer *p, const char *why)
 }
 
 static void update_checker(struct peer *p);
+static void check_stall(struct peer *p);
 
 static void on_gossip_peer(const struct heartbeat *hb, void *arg)
 {
     struct peer *p = arg;
+    check_stall(p);
     struct node *n = p->n;
     p->peer_id = hb->node_id;
     p->peer_ready = (hb->flags & HEARTBEAT_F_READY) != 0;
@@ -739,6 +769,16 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
                             void *arg)
 {
     struct peer *p = arg;
+    check_stall(p);
+    /* Waking from our own stall, gossip's deadline timer can run before the
+     * datagrams waiting in the socket are read, and call a live peer dead.
+     * Within dead_ms of a stall, silence says nothing about the peer. */
+    if (st == GOSSIP_PEER_DEAD && !restarted && p->resync &&
+        now_ms(p) - p->resync_since_ms < GOSSIP_DEFAULT_DEAD_MS) {
+        p->st.dead_ignored++;
+        log_info("peer", "peer silent only during our own stall: not taken for dead");
+        return;
+    }
     log_fields(LOG_INFO, "peer", "peer state", "\"from\":\"%s\",\"to\":\"%s\",\"restarted\":%s",
                gossip_peer_state_name(old), gossip_peer_state_name(st),
                restarted ? "true" : "false");
@@ -841,6 +881,9 @@ bool peer_caught_up(const struct peer *p)
 
 bool peer_resyncing(const struct peer *p)
 {
+    /* Dispatch's timer may run before ours after a SIGSTOP: look for the
+     * stall here too, before any attempt starts from a stale queue. */
+    check_stall((struct peer *)p);
     return p->resync;
 }
 
@@ -1033,12 +1076,15 @@ size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
                  "paynode_peer_takeovers_total %" PRIu64 "\n"
                  "paynode_peer_taken_over_total %" PRIu64 "\n"
                  "paynode_peer_apply_errors_total %" PRIu64 "\n"
-                 "paynode_peer_decode_errors_total %" PRIu64 "\n",
+                 "paynode_peer_decode_errors_total %" PRIu64 "\n"
+                 "paynode_peer_purges_skipped_total %" PRIu64 "\n"
+                 "paynode_peer_dead_ignored_total %" PRIu64 "\n",
                  peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
                  p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
                  p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
                  p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
-                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors);
+                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors,
+                 p->st.purges_skipped, p->st.dead_ignored);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 

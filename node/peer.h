@@ -48,10 +48,16 @@ bool peer_refusing(const struct peer *p);
  * catching up at start-up): dispatch starts no attempt then. */
 bool peer_resyncing(const struct peer *p);
 
-/* Answers the POST behind x (api_reply_accepted) once the peer holds our event
- * seq, or at once when the peer cannot acknowledge (not alive, not ready).
- * Holds at most PEER_HOLD_MAX_MS. */
-void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq);
+/* How a held request is answered (api.c). */
+typedef void peer_reply_fn(struct http_exchange *x);
+
+/* Answers the request behind x with reply(x) once the peer holds our event
+ * seq, or at once when the peer cannot acknowledge (not alive, not ready, no
+ * subscriber). Holds at most PEER_HOLD_MAX_MS. Used for a payment's 2xx (the
+ * peer holds it before the client hears "accepted") and for a purge's answer
+ * (the peer has purged before the client sends its next payment). */
+void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
+                           peer_reply_fn *reply);
 
 /* Whether the peer holds our event seq (of this incarnation). */
 bool peer_acked(const struct peer *p, uint64_t seq);

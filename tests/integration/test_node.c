@@ -170,6 +170,7 @@ static void test_summary_timestamps_accepted(void **state)
         "/payments-summary?to=2025-07-15T12:34:56.123456789Z",
         "/payments-summary?from=2025-07-15T12%3A34%3A56.1Z",
         "/payments-summary?from=&to=",
+        "/payments-summary?from=2025-07-15T12:34:56+00:00",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         struct tclient_resp r;

@@ -202,6 +202,52 @@ static void test_lost_replication_is_repaired(void **state)
     pair_stop(&pr);
 }
 
+static int64_t node_total(const struct topo_node *n)
+{
+    struct topo_counts c;
+    assert_int_equal(topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c), 0);
+    return c.count[0] + c.count[1];
+}
+
+static int purge_status(const struct topo_node *n)
+{
+    struct tclient_resp r;
+    assert_int_equal(
+        tclient_fetch(n->addr, 5000, "POST", "/purge-payments", NULL, NULL, 0, &r, NULL, 0), 0);
+    return r.status;
+}
+
+/* A purge on one node empties both; a payment sent to the other node right
+ * after the purge's answer survives on both (the answer waits for the peer);
+ * two purges at once, one on each node, are one purge. */
+static void test_purge_reaches_both_nodes(void **state)
+{
+    struct pair pr;
+    pair_start(&pr, NULL);
+    for (int round = 0; round < 20; round++) {
+        char id[37];
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[round % 2].addr, id, "1.00") / 100, 2);
+        if (round % 4 == 3) {
+            assert_int_equal(purge_status(&pr.node[0]), 200);
+            assert_int_equal(purge_status(&pr.node[1]), 200);
+        } else {
+            assert_int_equal(purge_status(&pr.node[round % 2]), 200);
+        }
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[(round + 1) % 2].addr, id, "2.00") / 100, 2);
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(topo_wait_total(pr.node[i].addr, 1, 5000), 1);
+    }
+    topo_sleep_ms(200);
+    assert_int_equal(node_total(&pr.node[0]), 1);
+    assert_int_equal(node_total(&pr.node[1]), 1);
+    assert_int_equal(metric(&pr.node[0], "paynode_ledger_state{state=\"accepted\"}") +
+                         metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}"),
+                     0);
+    pair_stop(&pr);
+}
+
 enum { MAX_POSTS = 4000 };
 static char posted_ids[MAX_POSTS][37];
 static int posted_status[MAX_POSTS];
@@ -316,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup(test_one_health_checker, reset_sims),
         cmocka_unit_test_setup(test_both_nodes_match_processors, reset_sims),
         cmocka_unit_test_setup(test_lost_replication_is_repaired, reset_sims),
+        cmocka_unit_test_setup(test_purge_reaches_both_nodes, reset_sims),
         cmocka_unit_test_setup(test_kill_node2_mid_run, reset_sims),
         cmocka_unit_test_setup(test_kill_node1_checker_mid_run, reset_sims),
     };
