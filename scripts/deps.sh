@@ -2,8 +2,12 @@
 # Installs what building and testing need on a fresh Debian 12 machine (root).
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+# Build: compiler, CMake, the libraries. Tests: nginx (the local topology),
+# docker-compose + python3-yaml (offline compose checks, cgroup limits), curl and
+# jq (script tests, chaos verdicts), nftables (chaos partitions), iproute2 (ss).
 PKGS=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjsmn-dev
-      libcurl4-openssl-dev libnng-dev libcmocka-dev nginx docker-compose iproute2 procps)
+      libcurl4-openssl-dev libnng-dev libcmocka-dev nginx docker-compose python3
+      python3-yaml curl jq nftables iproute2 procps util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
