@@ -104,39 +104,6 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
         api_reply_accepted(x);
 }
 
-/* Percent-decodes src into dst (cap bytes); returns the length or -1. A '+'
- * stays a '+' (it is not a form body): "...T12:00:00+00:00" must survive. */
-static int pct_decode(struct slice src, char *dst, size_t cap)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < src.len; i++) {
-        char c = src.ptr[i];
-        if (c == '%') {
-            if (i + 2 >= src.len)
-                return -1;
-            int v = 0;
-            for (int k = 1; k <= 2; k++) {
-                char h = src.ptr[i + k];
-                v <<= 4;
-                if (h >= '0' && h <= '9')
-                    v |= h - '0';
-                else if (h >= 'a' && h <= 'f')
-                    v |= h - 'a' + 10;
-                else if (h >= 'A' && h <= 'F')
-                    v |= h - 'A' + 10;
-                else
-                    return -1;
-            }
-            c = (char)v;
-            i += 2;
-        }
-        if (j >= cap)
-            return -1;
-        dst[j++] = c;
-    }
-    return (int)j;
-}
-
 /* Reads an optional timestamp bound; returns 0 (absent: *ms untouched) or -EINVAL. */
 static int query_bound(struct slice query, const char *key, bool is_from, int64_t *ms)
 {
@@ -145,7 +112,7 @@ static int query_bound(struct slice query, const char *key, bool is_from, int64_
     int64_t ns;
     if (!http_query_param(query, key, &v) || v.len == 0)
         return 0;
-    int len = pct_decode(v, buf, sizeof(buf));
+    int len = http_query_decode(v, buf, sizeof(buf));
     if (len < 0 || clock_parse_iso(buf, (size_t)len, is_from, &ns) != 0)
         return -EINVAL;
     /* Stored times are whole ms: round `from` up and `to` down, exactly. */

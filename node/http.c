@@ -862,6 +862,39 @@ bool http_request_header(const struct http_request *req, const char *name, struc
     return false;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int http_query_decode(struct slice v, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = v.ptr[i];
+        if (ch == '%') {
+            if (i + 2 >= v.len)
+                return -EINVAL;
+            int hi = hex_digit(v.ptr[i + 1]), lo = hex_digit(v.ptr[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= cap)
+            return -EINVAL;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
 bool http_query_param(struct slice query, const char *key, struct slice *out)
 {
     size_t klen = strlen(key);

@@ -52,6 +52,12 @@ bool http_request_header(const struct http_request *req, const char *name, struc
  * empty value ("from=") is returned as an empty slice with true. */
 bool http_query_param(struct slice query, const char *key, struct slice *out);
 
+/* Percent-decodes a raw query value into out (cap bytes, NUL-terminated).
+ * '+' stays '+' (query strings are not form bodies: "+00:00" must survive).
+ * Returns the decoded length, or -EINVAL for a bad escape or when it does not
+ * fit. */
+int http_query_decode(struct slice v, char *out, size_t cap) __attribute__((warn_unused_result));
+
 /* One request awaiting its answer. Valid from the handler call until the
  * http_reply*() that answers it; answer exactly once. If the client has gone,
  * the reply is dropped and the exchange released all the same. */

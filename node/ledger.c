@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/uuid.h"
+
 #define LEDGER_NIL UINT32_MAX
 #define LEDGER_MAX_CAPACITY ((size_t)1 << 30) /* hash table stays within u32 */
 
@@ -41,26 +43,10 @@ struct ledger {
 
 /* --- dedup index ---------------------------------------------------------- */
 
-static uint64_t id_hash(const uint8_t id[16])
-{
-    uint64_t a, b;
-    memcpy(&a, id, 8);
-    memcpy(&b, id + 8, 8);
-    /* UUIDs are mostly random, but ids from tests or other sources may not be:
-     * mix both halves fully (murmur3 finaliser). */
-    uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ULL);
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDULL;
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Slot holding id, or the empty slot where it would go. */
 static uint32_t hash_slot(const struct ledger *l, const uint8_t id[16])
 {
-    uint32_t s = (uint32_t)id_hash(id) & l->hash_mask;
+    uint32_t s = (uint32_t)uuid_hash(id) & l->hash_mask;
     for (;;) {
         uint32_t v = l->hash[s];
         if (v == 0 || memcmp(l->pool[v - 1].id, id, 16) == 0)

@@ -4,6 +4,7 @@
 #include "node/uuid.h"
 
 #include <errno.h>
+#include <string.h>
 
 static int hex_val(unsigned char c)
 {
@@ -58,4 +59,18 @@ void uuid_format(const uint8_t id[16], char *buf)
         buf[o++] = digits[id[i] >> 4];
         buf[o++] = digits[id[i] & 0x0f];
     }
+}
+
+uint64_t uuid_hash(const uint8_t id[16])
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ULL);
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
 }

@@ -360,43 +360,6 @@ static size_t format_ns(int64_t at_ns, char *buf, size_t cap)
     return n > 0 ? (size_t)n : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes a query value into out (cap bytes); -EINVAL if bad or long. */
-static int pct_decode(struct slice v, char *out, size_t cap, size_t *out_len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        char ch = v.ptr[i];
-        if (ch == '%') {
-            if (i + 2 >= v.len)
-                return -EINVAL;
-            int hi = hexval(v.ptr[i + 1]), lo = hexval(v.ptr[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -EINVAL;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (n + 1 >= cap)
-            return -EINVAL;
-        out[n++] = ch;
-    }
-    out[n] = '\0';
-    *out_len = n;
-    return 0;
-}
-
 static bool token_ok(const struct procsim *ps, const struct http_request *req)
 {
     struct slice v;
@@ -609,10 +572,10 @@ static int query_time(struct slice q, const char *key, int round_up, bool *prese
     if (!http_query_param(q, key, &v) || v.len == 0)
         return 0;
     char buf[PSIM_TS_MAX];
-    size_t len;
-    if (pct_decode(v, buf, sizeof(buf), &len) < 0)
+    int dlen;
+    if ((dlen = http_query_decode(v, buf, sizeof(buf))) < 0)
         return -EINVAL;
-    if (clock_parse_iso(buf, len, round_up, ns) < 0)
+    if (clock_parse_iso(buf, (size_t)dlen, round_up, ns) < 0)
         return -EINVAL;
     *present = true;
     return 0;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/uuid.h"
+
 struct rec {
     uint8_t id[16];
     int64_t cents;
@@ -27,20 +29,6 @@ struct psim_store {
     uint32_t root;
     uint64_t rng; /* xorshift state for priorities */
 };
-
-static uint64_t hash_id(const uint8_t id[16])
-{
-    uint64_t a, b;
-    memcpy(&a, id, 8);
-    memcpy(&b, id + 8, 8);
-    uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ULL);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
 
 struct psim_store *psim_store_new(size_t initial_cap)
 {
@@ -78,7 +66,7 @@ void psim_store_free(struct psim_store *st)
 static uint32_t find_slot(const struct psim_store *st, const uint8_t id[16])
 {
     uint32_t mask = st->nslots - 1;
-    uint32_t i = (uint32_t)hash_id(id) & mask;
+    uint32_t i = (uint32_t)uuid_hash(id) & mask;
     while (st->slots[i] != 0 && memcmp(st->rec[st->slots[i]].id, id, 16) != 0)
         i = (i + 1) & mask;
     return i;
