@@ -29,6 +29,9 @@
 #define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */
 #define DISPATCH_URL_MAX 320
 #define DISPATCH_BODY_MAX 160
+/* The first GET after an unknown fate waits at least this long after the
+ * attempt was sent (the processor cannot have finished it sooner). */
+#define DISPATCH_FIRST_GET_MIN_MS 5
 
 static const char *const proc_name[LEDGER_NPROC] = {"default", "fallback"};
 static const char *const json_headers[] = {"Content-Type: application/json", NULL};
@@ -57,6 +60,9 @@ struct job {
     bool orphan;             /* purged while in flight: ignore the answer */
     bool known;              /* proc answered 422: it holds the payment for sure, maybe
                                 with another requestedAt; only a GET may follow */
+    bool get_next;           /* pinned: the next action is GET /payments/{id} (set by an
+                                unknown fate, a claim, or a non-answer to a later POST;
+                                cleared by a 404 before the settle time) */
     uint64_t ack_seq;        /* JOB_WAIT_ACK: seq of our SENDING event */
     uint16_t bad;            /* unexpected statuses so far */
     uint64_t sent_ms;        /* loop ms when the request in flight was started */
@@ -637,10 +643,12 @@ static bool job_still_ours(struct dispatch *d, struct job *j)
 static void post_not_started(struct dispatch *d, struct job *j, int rv, uint64_t now)
 {
     log_warn("dispatch", "request to %s not started: %d", proc_name[j->proc], rv);
-    if (j->pinned)
+    if (j->pinned) {
+        j->get_next = true;
         job_to_waiting(d, j, now); /* an earlier attempt (maybe not ours) may still land */
-    else
+    } else {
         fail_and_requeue(d, j);
+    }
 }
 
 /* Pops the front of ring r and sends it to p. Entries of the takeover ring
@@ -731,9 +739,37 @@ static void service_acking(struct dispatch *d, uint64_t now)
     sync_health(d);
 }
 
-/* Pinned payments: re-try on the same processor with the same requestedAt
- * while it answers fast; once the unknown attempt has surely settled, ask
- * GET /payments/{id}. After a 422, only GETs. */
+/* When the attempt's fate is settled for sure: a GET sent from then on that
+ * answers 404 means "not recorded, and never will be". */
+static uint64_t confirm_at_ms(const struct dispatch *d, const struct job *j, uint64_t now)
+{
+    const struct health_view *v = health_view_of(d->health);
+    return j->unknown_ms + health_view_settle_ms(v, j->proc, now) + d->cfg.confirm_margin_ms;
+}
+
+/* The first GET after an unknown fate: once the processor can have finished
+ * the attempt (its send time + the expected latency, at least a few ms, at
+ * most the settle time: the confirming GET comes then anyway). */
+static uint64_t first_get_at_ms(const struct dispatch *d, const struct job *j, uint64_t now)
+{
+    const struct health_view *v = health_view_of(d->health);
+    uint64_t e = health_view_expected_ms(v, j->proc, now);
+    uint64_t cap = health_view_settle_ms(v, j->proc, now);
+    if (e > cap)
+        e = cap;
+    if (e < DISPATCH_FIRST_GET_MIN_MS)
+        e = DISPATCH_FIRST_GET_MIN_MS;
+    uint64_t at = j->sent_ms + e;
+    return at > now ? at : now;
+}
+
+/* Pinned payments. GET /payments/{id} first: after an unknown fate (once the
+ * processor can have finished the attempt), after a claim, after a 500/429/
+ * not-sent to a re-POST, after a 422 (then only GETs), and always once the
+ * unknown attempt has surely settled. A 404 before the settle time (the
+ * attempt may still be inside the processor) is followed by a re-POST with
+ * the same requestedAt if the processor is usable, else by another GET after
+ * the backoff. */
 static void service_waiting(struct dispatch *d, uint64_t now)
 {
     struct health_view *v = health_view_of(d->health);
@@ -756,17 +792,16 @@ static void service_waiting(struct dispatch *d, uint64_t now)
             }
             j->claim = false;
         }
-        uint64_t settle = health_view_settle_ms(v, j->proc, now);
-        uint64_t confirm_at = j->unknown_ms + settle + d->cfg.confirm_margin_ms;
+        uint64_t confirm_at = confirm_at_ms(d, j, now);
         int rv;
-        if (j->known || now >= confirm_at) {
+        if (j->known || j->get_next || now >= confirm_at ||
+            health_view_assess(v, j->proc, now) != HEALTH_OK) {
+            /* failing: a POST would only get 500; slow: it would tell nothing sooner */
             rv = start_get(d, j, now);
-        } else if (health_view_expected_ms(v, j->proc, now) <= v->safe_latency_ms) {
+        } else {
             rv = start_post(d, j, now);
             if (rv == 0)
                 d->stats.retries[j->proc]++;
-        } else {
-            rv = -EAGAIN; /* slow: a retry would tell nothing sooner; wait to confirm */
         }
         if (rv != 0) {
             j->op = JOB_WAIT; /* nothing started: wait again */
@@ -939,10 +974,13 @@ static void on_post_done(void *arg, const struct httpc_result *res)
             emit_recorded(d, j, j->requested_at_ms);
         break;
     case DISPATCH_NOT_RECORDED:
-        if (j->pinned)
-            job_to_waiting(d, j, now); /* an earlier attempt may still land */
-        else
+        if (j->pinned) {
+            /* An earlier attempt may still land (or have landed): ask first. */
+            j->get_next = true;
+            job_to_waiting(d, j, now);
+        } else {
             fail_and_requeue(d, j);
+        }
         break;
     case DISPATCH_UNKNOWN:
         d->stats.unknown[j->proc]++;
@@ -950,9 +988,12 @@ static void on_post_done(void *arg, const struct httpc_result *res)
             j->backoff_ms = 0;
         j->pinned = true;
         j->unknown_ms = now;
+        j->get_next = true;
         log_warn("dispatch", "attempt on %s: fate unknown after %u ms (%s, status %d); pinned",
                  proc_name[j->proc], ms, res->error ? res->error : "", res->status);
-        job_to_waiting(d, j, now);
+        /* The processor may hold it already (it records even when we gave up):
+         * ask as soon as it can have finished the attempt. */
+        job_wait_until(d, j, first_get_at_ms(d, j, now));
         break;
     case DISPATCH_REJECTED:
         j->bad++;
@@ -960,10 +1001,12 @@ static void on_post_done(void *arg, const struct httpc_result *res)
                   (int)(res->body_len > 200 ? 200 : res->body_len), res->body ? res->body : "");
         if (j->bad >= d->cfg.max_bad_attempts)
             park(d, j);
-        else if (j->pinned)
+        else if (j->pinned) {
+            j->get_next = true;
             job_to_waiting(d, j, now);
-        else
+        } else {
             fail_and_requeue(d, j);
+        }
         break;
     }
     check_stopped(d);
@@ -1005,7 +1048,21 @@ static void on_get_done(void *arg, const struct httpc_result *res)
         }
         emit_recorded(d, j, at);
     } else if (res->outcome == HTTPC_OK && res->status == 404 && !j->known) {
-        fail_and_requeue(d, j); /* settled and absent: free to go anywhere */
+        /* Asked (sent) after the unknown attempt surely settled: absent for good,
+         * free to go anywhere. Asked before: it may still be inside the
+         * processor; re-POST with the same requestedAt if the processor is
+         * usable (422 if it lands twice), else ask again after the backoff. */
+        uint64_t confirm_at = confirm_at_ms(d, j, now);
+        if (j->sent_ms >= confirm_at) {
+            fail_and_requeue(d, j);
+        } else if (health_view_assess(health_view_of(d->health), j->proc, now) == HEALTH_OK) {
+            j->get_next = false;
+            job_wait_until(d, j, now); /* the tick re-POSTs (or asks, if it turned) */
+        } else {
+            job_to_waiting(d, j, now);
+            if (confirm_at < j->next_ms)
+                j->next_ms = confirm_at > now ? confirm_at : now;
+        }
     } else {
         /* Unanswered, or a 404 although it said 422 (recorded for sure): ask again;
          * the payment stays pinned to this processor. */
@@ -1051,6 +1108,7 @@ static void on_resume_visit(struct payment *p, void *arg)
         j->requested_at_ms = p->requested_at_ms;
         j->pinned = true;
         j->claim = true;
+        j->get_next = true;  /* the owner's attempt may have landed: ask first */
         j->unknown_ms = now; /* its last attempt may have been sent just before */
         j->backoff_ms = d->cfg.retry_backoff_ms;
         j->op = JOB_WAIT;

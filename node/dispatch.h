@@ -7,8 +7,13 @@
  *    every retry to the same processor;
  *  - a payment moves to the other processor only when its processor answered a
  *    definite "not recorded" (500, 429, not sent) to every attempt, or a
- *    GET /payments/{id} confirmed the absence after the fate of an unknown
- *    attempt (timeout/reset) had surely settled.
+ *    GET /payments/{id} sent after the fate of an unknown attempt
+ *    (timeout/reset) had surely settled confirmed the absence;
+ *  - after an unknown fate the first action is GET /payments/{id} on the same
+ *    processor (once it can have finished the attempt): a record found is
+ *    RECORDED at once with the record's requestedAt; a 404 before the settle
+ *    time leads to a re-POST with the same requestedAt only while the
+ *    processor is usable, else to another GET after a backoff.
  * Every state change goes through the emit callback as a ledger event
  * (SENDING, RECORDED, FAILED); dispatch never writes the ledger itself.
  * docs/ROUTING.md explains the policy. Loop thread only. */
@@ -76,8 +81,9 @@ int dispatch_submit(struct dispatch *d, struct payment *p) __attribute__((warn_u
 /* Start-up and takeover: takes every unrecorded payment whose owner is
  * `owner` and that dispatch does not hold yet. SENDING ones are pinned to
  * their processor with their requestedAt (a SENDING event with the same
- * processor and requestedAt claims them for this node) and re-sent there, as
- * if their last attempt's fate were unknown from now. ACCEPTED ones are
+ * processor and requestedAt claims them for this node) and handled as if
+ * their last attempt's fate were unknown from now: a GET /payments/{id}
+ * there first, then re-sent there (same requestedAt) after a 404. ACCEPTED ones are
  * queued; but in pair mode with owner != self_id (a takeover) they may have
  * been sent to the default by the dead owner with an unknown requestedAt: they
  * go to the default only (held while it is not usable), with a fresh

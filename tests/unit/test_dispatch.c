@@ -5,9 +5,11 @@
  * answers; a client that gave up does not stop it. A tracker shared by both
  * fakes fails the test if a payment reaches one processor while a request for
  * it is still pending at the other, or is recorded twice.
- * Covers: the happy path, 500 -> fallback, 429, unknown fate -> retry with the
- * same requestedAt, unknown + 500 retries -> GET confirm finds the late
- * record, unknown -> GET 404 -> moved, hold/drain, submit limits, purge,
+ * Covers: the happy path, 500 -> fallback, 429, unknown fate -> GET 404 ->
+ * retry with the same requestedAt, unknown + 500 retries -> GET confirm finds
+ * the late record, unknown on a known-failing processor -> found by GET before
+ * the settle time without any re-POST, or (absent) GETs until the settle time
+ * and only then moved, unknown -> GET 404 -> moved, hold/drain, submit limits, purge,
  * stop, resume of SENDING payments, the answer classification, 422 -> GET ->
  * the record's requestedAt, and the pair-mode rules (docs/ROUTING.md, "In a
  * pair"): the ack gate before the fallback and before leaving a fallback pin,
@@ -79,6 +81,7 @@ struct world {
     bool recorded[MAXPAY][2];
     int64_t rec_at[MAXPAY][2];
     unsigned posts[MAXPAY][2];
+    unsigned gets[MAXPAY][2]; /* GET /payments/{id} per payment and processor */
     unsigned violations;
     /* pair mode: the peer is node 2, we are node 1 */
     bool pair;
@@ -90,7 +93,8 @@ struct world {
     unsigned gets_at_fb_post[MAXPAY]; /* default GETs seen when the fallback got its 1st POST */
     unsigned failed_ev[MAXPAY][2];    /* our FAILED events per payment and processor */
     int64_t peer_sent_at[MAXPAY][2];  /* requestedAt of the peer's SENDING, if any */
-    unsigned gets_at_first_fail[MAXPAY][2]; /* GETs the processor had seen at our 1st FAILED */
+    unsigned gets_at_first_fail[MAXPAY][2];  /* GETs the processor had seen at our 1st FAILED */
+    unsigned posts_at_first_fail[MAXPAY][2]; /* POSTs of this payment there at our 1st FAILED */
     unsigned gate_violations;
     unsigned paused_violations;
 };
@@ -234,6 +238,8 @@ static void fake_handle(struct http_exchange *x, const struct http_request *req,
             return;
         }
         unsigned i = id_num(id);
+        if (i < MAXPAY)
+            w->gets[i][f->which]++;
         if (i >= MAXPAY || !w->recorded[i][f->which]) {
             http_reply_error(x, 404, "not found");
             return;
@@ -288,8 +294,11 @@ static int test_emit(void *arg, struct event *ev, struct payment **out)
         if (ev->type == EVENT_SENDING && id_num(ev->id) < MAXPAY)
             w->sending_seq[id_num(ev->id)][ev->processor] = ev->seq;
         if (ev->type == EVENT_FAILED && id_num(ev->id) < MAXPAY &&
-            w->failed_ev[id_num(ev->id)][ev->processor]++ == 0)
+            w->failed_ev[id_num(ev->id)][ev->processor]++ == 0) {
             w->gets_at_first_fail[id_num(ev->id)][ev->processor] = w->fk[ev->processor].gets;
+            w->posts_at_first_fail[id_num(ev->id)][ev->processor] =
+                w->posts[id_num(ev->id)][ev->processor];
+        }
     }
     return rv;
 }
@@ -588,28 +597,117 @@ static void test_unknown_then_500_is_confirmed_not_moved(void **state)
     world_down(&w);
 }
 
-/* Unknown fate, then fast answers: the retry goes to the same processor with
- * the same requestedAt and resolves it (200 or 422). */
+/* Unknown fate, the processor still usable (two timeouts: below the error
+ * threshold) and now fast: the first action is a GET, which finds nothing yet
+ * (the attempt is still inside the processor), then the retry goes to the
+ * same processor with the same requestedAt and resolves it (200 or 422). */
 static void test_unknown_then_retry_same_requested_at(void **state)
 {
     struct world w;
     world_up(&w, &(struct opts){.timeout_ms = 300, .margin_ms = 5000});
-    w.fk[0].delay_ms = 600;
+    w.fk[0].delay_ms = 1500;
+    for (unsigned i = 0; i < 2; i++)
+        accept_payment(&w, i, true);
+    int64_t end = clock_wall_ms() + 3000;
+    while (w.fk[0].posts < 2 && clock_wall_ms() < end)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    w.fk[0].delay_ms = 0;
+    assert_true(run_until(&w, all_recorded, (void *)2, 10000));
+    unsigned per[2];
+    check_books(&w, 2, per); /* checks the ledger's requestedAt equals the record's */
+    assert_int_equal(per[0], 2);
+    assert_int_equal(w.fk[1].posts, 0);
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(w.posts[i][0], 2); /* the first attempt and one retry */
+        assert_true(w.gets[i][0] >= 1);     /* asked before re-POSTing */
+    }
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.unknown[0], 2);
+    assert_int_equal(st.retries[0], 2);
+    assert_true(st.confirms[0] >= 2);
+    assert_int_equal(st.failed[0], 0);
+    world_down(&w);
+}
+
+/* Unknown fate (timeout) on the default, which then answers 500 to every POST
+ * and is known failing (checker), but records the first attempts after their
+ * delay (the client being gone does not stop it). The payments are found by
+ * GET /payments/{id} with the record's requestedAt, never re-POSTed while the
+ * default is known failing. The margin is 60 s: a GET at the settle time
+ * cannot happen within this test, so finding them at all proves they were
+ * found early. */
+static void test_unknown_then_failing_found_by_get(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){.timeout_ms = 300, .margin_ms = 60000});
+    w.fk[0].delay_ms = 700;
     for (unsigned i = 0; i < 10; i++)
         accept_payment(&w, i, true);
     int64_t end = clock_wall_ms() + 3000;
     while (w.fk[0].posts < 10 && clock_wall_ms() < end)
         uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(w.fk[0].posts, 10);
+    w.fk[0].failing = true; /* POSTs arriving from now on: 500 */
     w.fk[0].delay_ms = 0;
+    set_checker_view(&w, LEDGER_DEFAULT, true);
     assert_true(run_until(&w, all_recorded, (void *)10, 10000));
     unsigned per[2];
-    check_books(&w, 10, per); /* checks the ledger's requestedAt equals the record's */
+    check_books(&w, 10, per); /* the ledger's requestedAt is the record's */
     assert_int_equal(per[0], 10);
-    assert_int_equal(w.fk[1].posts, 0);
+    for (unsigned i = 0; i < 10; i++) {
+        assert_int_equal(w.posts[i][0], 1); /* no re-POST while known failing */
+        assert_int_equal(w.posts[i][1], 0);
+        assert_true(w.gets[i][0] >= 1);
+        assert_int_equal(w.failed_ev[i][0], 0);
+    }
     struct dispatch_stats st;
     dispatch_get_stats(w.d, &st);
-    assert_true(st.retries[0] >= 10);
-    assert_int_equal(st.confirms[0], 0);
+    assert_int_equal(st.unknown[0], 10);
+    assert_int_equal(st.retries[0], 0);
+    assert_int_equal(st.sent[0], 10);
+    assert_int_equal(st.failed[0], 0);
+    assert_int_equal(st.recorded[0], 10);
+    assert_int_equal(st.confirms[0], w.fk[0].gets);
+    assert_int_equal(st.pinned + st.queued + st.in_flight[0] + st.in_flight[1], 0);
+    world_down(&w);
+}
+
+/* Unknown fate, the default recorded nothing and is known failing: no
+ * re-POST while pinned, GETs repeated (404 before the settle time keeps it
+ * pinned), and only the GET after the settle time releases it (FAILED), then
+ * it moves to the fallback: recorded exactly once overall. */
+static void test_unknown_absent_failing_gets_until_settled(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){.timeout_ms = 300, .margin_ms = 300});
+    w.fk[0].delay_ms = 700;
+    w.fk[0].failing = true; /* arrivals record nothing */
+    for (unsigned i = 0; i < 10; i++)
+        accept_payment(&w, i, true);
+    int64_t end = clock_wall_ms() + 3000;
+    while (w.fk[0].posts < 10 && clock_wall_ms() < end)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(w.fk[0].posts, 10);
+    w.fk[0].delay_ms = 0;
+    set_checker_view(&w, LEDGER_DEFAULT, true);
+    assert_true(run_until(&w, all_recorded, (void *)10, 15000));
+    unsigned per[2];
+    check_books(&w, 10, per); /* never recorded by both */
+    assert_int_equal(per[1], 10);
+    for (unsigned i = 0; i < 10; i++) {
+        assert_int_equal(w.posts_at_first_fail[i][0], 1); /* no re-POST while pinned */
+        assert_true(w.failed_ev[i][0] >= 1);              /* later ones: probes of the default */
+        assert_true(w.gets[i][0] >= 2);                   /* early 404s, then the settling one */
+        assert_int_equal(w.posts[i][1], 1);
+        assert_false(w.recorded[i][0]);
+    }
+    struct dispatch_stats st;
+    dispatch_get_stats(w.d, &st);
+    assert_int_equal(st.unknown[0], 10);
+    assert_int_equal(st.retries[0], 0);
+    assert_int_equal(st.recorded[1], 10);
+    assert_int_equal(st.pinned + st.queued + st.in_flight[0] + st.in_flight[1], 0);
     world_down(&w);
 }
 
@@ -748,8 +846,11 @@ static void test_resume(void **state)
     check_books(&w, 20, per);
     assert_int_equal(per[1], 10);
     assert_int_equal(per[0], 10);
-    for (unsigned i = 0; i < 20; i += 2)
+    for (unsigned i = 0; i < 20; i += 2) {
         assert_int_equal(w.rec_at[i][1], t0 + i);
+        assert_int_equal(w.gets[i][1], 1); /* asked before re-sending: 404 */
+        assert_int_equal(w.posts[i][1], 1);
+    }
     world_down(&w);
 }
 
@@ -1101,6 +1202,8 @@ int main(void)
         cmocka_unit_test(test_429_goes_to_fallback),
         cmocka_unit_test(test_unknown_then_500_is_confirmed_not_moved),
         cmocka_unit_test(test_unknown_then_retry_same_requested_at),
+        cmocka_unit_test(test_unknown_then_failing_found_by_get),
+        cmocka_unit_test(test_unknown_absent_failing_gets_until_settled),
         cmocka_unit_test(test_unknown_then_404_moves),
         cmocka_unit_test(test_both_failing_hold_then_drain),
         cmocka_unit_test(test_checker_slow_default_uses_fallback),
