@@ -48,8 +48,8 @@ enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 struct held_reply {
     struct http_exchange *x;
     peer_reply_fn *reply; /* what to answer */
-    uint64_t seq;      /* our event that the peer must hold */
-    uint64_t since_ms; /* uv_now when held */
+    uint64_t seq;         /* our event that the peer must hold */
+    uint64_t since_ms;    /* uv_now when held */
 };
 
 struct peer {
@@ -100,6 +100,7 @@ struct peer {
 
     bool takeover_pending;    /* dispatch ran out of room: take over again next tick */
     bool takeover_waiting;    /* the peer is dead to gossip but its connection is up */
+    bool dead_deferred;       /* a DEAD right after our own stall, not acted on yet */
     unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received */
     uint64_t test_received;
 
@@ -261,8 +262,7 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
         return;
     }
     unsigned i = (p->hold_head + p->hold_len) % PEER_HOLD_CAP;
-    p->holds[i] =
-        (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
+    p->holds[i] = (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
     p->hold_len++;
     p->st.replies_held++;
 }
@@ -294,8 +294,8 @@ bool peer_alive(const struct peer *p)
 static void purge_locally(struct peer *p, uint64_t epoch)
 {
     struct node *n = p->n;
-    struct event ev = {.type = EVENT_PURGED, .origin = p->peer_id ? p->peer_id : 1, .seq = 1,
-                       .epoch = epoch};
+    struct event ev = {
+        .type = EVENT_PURGED, .origin = p->peer_id ? p->peer_id : 1, .seq = 1, .epoch = epoch};
     dispatch_purge(n->dispatch);
     (void)!ledger_apply(n->ledger, &ev, NULL);
     if (epoch > n->purge_epoch)
@@ -775,10 +775,14 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
      * Within dead_ms of a stall, silence says nothing about the peer. */
     if (st == GOSSIP_PEER_DEAD && !restarted && p->resync &&
         now_ms(p) - p->resync_since_ms < GOSSIP_DEFAULT_DEAD_MS) {
+        /* Deferred, not dropped: if the peer stays silent for dead_ms after we
+         * woke, the tick takes it for dead then (gossip reports a state once). */
         p->st.dead_ignored++;
-        log_info("peer", "peer silent only during our own stall: not taken for dead");
+        p->dead_deferred = true;
+        log_info("peer", "peer silent only during our own stall: not taken for dead yet");
         return;
     }
+    p->dead_deferred = false;
     log_fields(LOG_INFO, "peer", "peer state", "\"from\":\"%s\",\"to\":\"%s\",\"restarted\":%s",
                gossip_peer_state_name(old), gossip_peer_state_name(st),
                restarted ? "true" : "false");
@@ -856,6 +860,13 @@ static void on_tick(uv_timer_t *t)
     p->last_tick_ms = now_ms(p);
     enum gossip_peer_state st = gossip_peer_state(p->gossip);
     release_holds(p, !can_ack(p));
+    if (p->dead_deferred && st == GOSSIP_PEER_DEAD &&
+        now_ms(p) - p->resync_since_ms >= GOSSIP_DEFAULT_DEAD_MS) {
+        p->dead_deferred = false;
+        on_gossip_state(GOSSIP_PEER_DEAD, GOSSIP_PEER_DEAD, false, p);
+    } else if (st != GOSSIP_PEER_DEAD) {
+        p->dead_deferred = false;
+    }
     if (p->takeover_pending)
         take_over(p);
     if (p->takeover_waiting && st == GOSSIP_PEER_DEAD && !peer_listening(p)) {
@@ -1053,38 +1064,37 @@ int peer_start(struct peer *p)
 
 size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
 {
-    int n =
-        snprintf(buf, cap,
-                 "paynode_peer_alive %d\n"
-                 "paynode_peer_caught_up %d\n"
-                 "paynode_peer_resyncing %d\n"
-                 "paynode_peer_subscribers %d\n"
-                 "paynode_peer_applied_seq %" PRIu64 "\n"
-                 "paynode_peer_acked_seq %" PRIu64 "\n"
-                 "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
-                 "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
-                 "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
-                 "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
-                 "paynode_peer_send_errors_total %" PRIu64 "\n"
-                 "paynode_peer_gaps_total %" PRIu64 "\n"
-                 "paynode_peer_range_repairs_total %" PRIu64 "\n"
-                 "paynode_peer_snapshots_total %" PRIu64 "\n"
-                 "paynode_peer_snapshot_records_total %" PRIu64 "\n"
-                 "paynode_peer_replies_held_total %" PRIu64 "\n"
-                 "paynode_peer_replies_unacked_total %" PRIu64 "\n"
-                 "paynode_peer_stalls_total %" PRIu64 "\n"
-                 "paynode_peer_takeovers_total %" PRIu64 "\n"
-                 "paynode_peer_taken_over_total %" PRIu64 "\n"
-                 "paynode_peer_apply_errors_total %" PRIu64 "\n"
-                 "paynode_peer_decode_errors_total %" PRIu64 "\n"
-                 "paynode_peer_purges_skipped_total %" PRIu64 "\n"
-                 "paynode_peer_dead_ignored_total %" PRIu64 "\n",
-                 peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
-                 p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
-                 p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
-                 p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
-                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors,
-                 p->st.purges_skipped, p->st.dead_ignored);
+    int n = snprintf(
+        buf, cap,
+        "paynode_peer_alive %d\n"
+        "paynode_peer_caught_up %d\n"
+        "paynode_peer_resyncing %d\n"
+        "paynode_peer_subscribers %d\n"
+        "paynode_peer_applied_seq %" PRIu64 "\n"
+        "paynode_peer_acked_seq %" PRIu64 "\n"
+        "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
+        "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
+        "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
+        "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
+        "paynode_peer_send_errors_total %" PRIu64 "\n"
+        "paynode_peer_gaps_total %" PRIu64 "\n"
+        "paynode_peer_range_repairs_total %" PRIu64 "\n"
+        "paynode_peer_snapshots_total %" PRIu64 "\n"
+        "paynode_peer_snapshot_records_total %" PRIu64 "\n"
+        "paynode_peer_replies_held_total %" PRIu64 "\n"
+        "paynode_peer_replies_unacked_total %" PRIu64 "\n"
+        "paynode_peer_stalls_total %" PRIu64 "\n"
+        "paynode_peer_takeovers_total %" PRIu64 "\n"
+        "paynode_peer_taken_over_total %" PRIu64 "\n"
+        "paynode_peer_apply_errors_total %" PRIu64 "\n"
+        "paynode_peer_decode_errors_total %" PRIu64 "\n"
+        "paynode_peer_purges_skipped_total %" PRIu64 "\n"
+        "paynode_peer_dead_ignored_total %" PRIu64 "\n",
+        peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
+        p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
+        p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
+        p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers, p->st.taken_over,
+        p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 

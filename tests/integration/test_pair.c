@@ -248,6 +248,36 @@ static void test_purge_reaches_both_nodes(void **state)
     pair_stop(&pr);
 }
 
+/* Node 2 is frozen while node 1 dies with attempts in flight: on waking, node 2
+ * hears nothing from node 1 before its own stall is over, and must still take
+ * node 1 for dead (once it stays silent) and finish its payments. */
+static void test_peer_dies_while_we_are_frozen(void **state)
+{
+    struct pair pr;
+    pair_start(&pr, NULL);
+    topo_sim_set_delay(&def, 600); /* node 1's attempts are in flight when it dies */
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        char id[37];
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[0].addr, id, "4.00") / 100, 2);
+    }
+    kill(pr.node[1].proc.pid, SIGSTOP);
+    kill(pr.node[0].proc.pid, SIGKILL);
+    proc_wait_exit(&pr.node[0].proc, 5000);
+    topo_sleep_ms(1500); /* longer than gossip's dead_ms */
+    kill(pr.node[1].proc.pid, SIGCONT);
+    assert_int_equal(topo_wait_total(pr.node[1].addr, N, 15000), N);
+    struct topo_counts ours, theirs;
+    assert_int_equal(topo_node_summary(pr.node[1].addr, INT64_MIN, INT64_MAX, &ours), 0);
+    assert_int_equal(topo_sims_summary(&def, &fb, INT64_MIN, INT64_MAX, &theirs), 0);
+    for (int p = 0; p < 2; p++) {
+        assert_int_equal(ours.count[p], theirs.count[p]);
+        assert_int_equal(ours.cents[p], theirs.cents[p]);
+    }
+    assert_int_equal(topo_node_stop(&pr.node[1]), 0);
+}
+
 enum { MAX_POSTS = 4000 };
 static char posted_ids[MAX_POSTS][37];
 static int posted_status[MAX_POSTS];
@@ -363,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup(test_both_nodes_match_processors, reset_sims),
         cmocka_unit_test_setup(test_lost_replication_is_repaired, reset_sims),
         cmocka_unit_test_setup(test_purge_reaches_both_nodes, reset_sims),
+        cmocka_unit_test_setup(test_peer_dies_while_we_are_frozen, reset_sims),
         cmocka_unit_test_setup(test_kill_node2_mid_run, reset_sims),
         cmocka_unit_test_setup(test_kill_node1_checker_mid_run, reset_sims),
     };
