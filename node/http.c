@@ -21,6 +21,7 @@
 #include <http_parser.h>
 
 #include "node/container.h"
+#include "node/text.h"
 #include "node/log.h"
 
 #define HTTP_SERVER_MAGIC 0x48535256u /* "HSRV" */
@@ -862,17 +863,6 @@ bool http_request_header(const struct http_request *req, const char *name, struc
     return false;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int http_query_decode(struct slice v, char *out, size_t cap)
 {
     size_t n = 0;
@@ -881,7 +871,7 @@ int http_query_decode(struct slice v, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= v.len)
                 return -EINVAL;
-            int hi = hex_digit(v.ptr[i + 1]), lo = hex_digit(v.ptr[i + 2]);
+            int hi = text_hex_digit(v.ptr[i + 1]), lo = text_hex_digit(v.ptr[i + 2]);
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             ch = (char)(hi * 16 + lo);

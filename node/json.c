@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "node/text.h"
+
 /* Default (non-strict) mode on purpose: the walker checks everything, and
  * non-strict jsmn accepts top-level scalars that strict mode reports as PART. */
 #define JSMN_STATIC
@@ -38,11 +40,6 @@ static void skip_ws(struct walk *w)
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static bool is_hex(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? over exactly s[0..n). */
@@ -79,38 +76,6 @@ static bool number_ok(const char *s, size_t n)
     return i == n;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (s[0] >= 0x80), or 0.
- * Rejects overlong forms, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < need; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF)
-            return 0;
-    return need;
-}
-
 /* Validates string content s[0..n) (between the quotes). */
 static bool string_ok(const char *s, size_t n)
 {
@@ -125,8 +90,8 @@ static bool string_ok(const char *s, size_t n)
                 return false;
             char e = s[i + 1];
             if (e == 'u') {
-                if (i + 6 > n || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) ||
-                    !is_hex(s[i + 5]))
+                if (i + 6 > n || text_hex_digit(s[i + 2]) < 0 || text_hex_digit(s[i + 3]) < 0 ||
+                    text_hex_digit(s[i + 4]) < 0 || text_hex_digit(s[i + 5]) < 0)
                     return false;
                 i += 6;
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
@@ -136,7 +101,7 @@ static bool string_ok(const char *s, size_t n)
                 return false;
             }
         } else if (c >= 0x80) {
-            size_t k = utf8_seq(u + i, n - i);
+            size_t k = text_utf8_seq(u + i, n - i);
             if (k == 0)
                 return false;
             i += k;

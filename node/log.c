@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "node/clock.h"
+#include "node/text.h"
 
 #define LOG_LINE_MAX 1024   /* bytes per line including the newline */
 #define LOG_MODULE_MAX 64   /* module names are cut to this many bytes minus one */
@@ -137,33 +138,6 @@ static bool rate_admit(enum log_level level, const char *module, uint64_t *suppr
     return ok;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (s[0] >= 0x80), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < need; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF)
-            return 0;
-    return need;
-}
-
 /* Appends src[0..n) JSON-escaped to dst[*pos..cap). Never splits an escape or
  * a UTF-8 sequence; invalid UTF-8 bytes become U+FFFD. Returns false when it
  * had to stop early. */
@@ -194,7 +168,7 @@ static bool put_escaped(char *dst, size_t *pos, size_t cap, const char *src, siz
             esc[0] = (char)c;
             len = 1;
         } else {
-            adv = utf8_len(u + i, n - i);
+            adv = text_utf8_seq(u + i, n - i);
             if (adv == 0) {
                 out = "\\ufffd";
                 len = 6;

@@ -6,16 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-static int hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "node/text.h"
 
 static int is_dash_pos(size_t i)
 {
@@ -35,7 +26,7 @@ int uuid_parse(const char *s, size_t len, uint8_t out[16])
                 return -EINVAL;
             continue;
         }
-        int v = hex_val(c);
+        int v = text_hex_digit(c);
         if (v < 0)
             return -EINVAL;
         if ((nib & 1) == 0)
