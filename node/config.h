@@ -33,6 +33,13 @@ struct config {
     char peer_nng_url[CONFIG_URL_MAX];   /* PEER_NNG_URL: the peer's replication endpoint */
     char gossip_listen[CONFIG_URL_MAX];  /* GOSSIP_LISTEN: host:port for UDP heartbeats */
     char peer_gossip[CONFIG_URL_MAX];    /* PEER_GOSSIP: the peer's host:port */
+    unsigned peer_fast_lane;             /* PEER_FAST_LANE: 1 = events and acks also go loop to
+                                            loop as datagrams (docs/REPLICATION.md), 0 = the nng
+                                            stream alone, flushed every loop iteration */
+    unsigned stream_flush_ms;            /* STREAM_FLUSH_MS: nng stream batching with the fast
+                                            lane on */
+    unsigned test_drop_batches;          /* PAYNODE_TEST_DROP_BATCHES: tests only; drop every Nth
+                                            replication batch received (0 = none) */
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -15,6 +15,7 @@
 
 #include "node/container.h"
 #include "node/log.h"
+#include "proto/wire.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */
 #define GOSSIP_RXBUF 2048        /* larger than any valid datagram: bigger ones are truncated */
@@ -318,6 +319,25 @@ static int send_heartbeat(struct gossip *g)
     return 0;
 }
 
+int gossip_send_frame(struct gossip *g, const uint8_t *frame, size_t len)
+{
+    GOSSIP_CHECK(g);
+    if (!g->started || g->closing)
+        return -ESHUTDOWN;
+    if (!g->peer_resolved)
+        return -EAGAIN;
+    if (len > GOSSIP_FRAME_MAX)
+        return -EMSGSIZE;
+    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
+    if (rv < 0) {
+        g->st.send_errors++;
+        return rv;
+    }
+    g->st.frames_sent++;
+    return 0;
+}
+
 static void update_checker(struct gossip *g)
 {
     bool peer_counts =
@@ -481,6 +501,49 @@ static void on_datagram(struct gossip *g, const uint8_t *data, size_t len)
     update_checker(g);
 }
 
+/* Whether addr is the peer's resolved address (family, address and port). */
+static bool from_peer(const struct gossip *g, const struct sockaddr *addr)
+{
+    if (!g->peer_resolved || addr == NULL || addr->sa_family != g->peer_sa.ss_family)
+        return false;
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)&g->peer_sa;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)&g->peer_sa;
+        return a->sin6_port == b->sin6_port &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* A frame that is not a heartbeat goes to the owner, if it comes from the
+ * peer's address and its header holds together. Returns false when data is
+ * not such a frame (then it is decoded as a heartbeat). */
+static bool maybe_frame(struct gossip *g, const uint8_t *data, size_t len,
+                        const struct sockaddr *addr)
+{
+    uint8_t type;
+    uint16_t flen;
+    if (g->cbs.on_frame == NULL || wire_get_header(data, len, &type, &flen) != 0 ||
+        type == WIRE_T_HEARTBEAT)
+        return false;
+    if (flen != len) {
+        drop(g, &g->st.dropped_malformed);
+        return true;
+    }
+    if (!from_peer(g, addr)) {
+        drop(g, &g->st.dropped_foreign);
+        return true;
+    }
+    g->st.frames_received++;
+    g->cbs.on_frame(data, len, g->arg);
+    return true;
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags)
 {
@@ -494,6 +557,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         drop(g, &g->st.dropped_malformed);
         return;
     }
+    if (maybe_frame(g, (const uint8_t *)buf->base, (size_t)nread, addr))
+        return;
     on_datagram(g, (const uint8_t *)buf->base, (size_t)nread);
 }
 

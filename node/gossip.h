@@ -1,6 +1,9 @@
 /* UDP heartbeats between the two peer nodes, on the node's libuv loop: every
  * interval (with jitter) it asks the owner for the local digest, sends one
  * proto/heartbeat datagram to the peer, and reports the peer's heartbeats.
+ * The same socket carries the owner's other frames to and from the peer
+ * (gossip_send_frame, on_frame): replication's fast lane, loop to loop with no
+ * thread in between. Gossip only moves those; it reads nothing in them.
  * From the time since the last valid datagram it derives the peer's liveness
  * (UNKNOWN, ALIVE, SUSPECT, DEAD) and from that the checker election.
  * It does not act on the digest (replication and health belong to the owner).
@@ -31,6 +34,7 @@
 #define GOSSIP_DEFAULT_INTERVAL_MS 100
 #define GOSSIP_DEFAULT_SUSPECT_MS 500
 #define GOSSIP_DEFAULT_DEAD_MS 1000
+#define GOSSIP_FRAME_MAX 1400        /* largest frame: one datagram, below a 1500-byte MTU */
 #define GOSSIP_RESOLVE_RETRY_MS 1000 /* re-resolve a peer host name this often while not ALIVE */
 
 enum gossip_peer_state {
@@ -73,6 +77,11 @@ struct gossip_callbacks {
                           bool restarted, void *arg);
     /* Optional. The checker role of this node changed (initially true). */
     void (*on_checker)(bool self_is_checker, void *arg);
+    /* Optional. A datagram from the peer's address that is a proto/wire.h
+     * frame of another type than a heartbeat (checked: magic, version, and
+     * the header's length equal to the datagram's). Unchecked otherwise; data
+     * is valid during the call. Without it such datagrams count as malformed. */
+    void (*on_frame)(const uint8_t *data, size_t len, void *arg);
 };
 
 struct gossip_stats {
@@ -84,6 +93,9 @@ struct gossip_stats {
     uint64_t dropped_malformed; /* undecodable, truncated, oversized, receive errors */
     uint64_t dropped_self;      /* carrying our own node id */
     uint64_t dropped_stale;     /* older incarnation, or counter not above the last one */
+    uint64_t dropped_foreign;   /* frames (not heartbeats) from another address than the peer's */
+    uint64_t frames_sent;       /* gossip_send_frame datagrams handed to the kernel */
+    uint64_t frames_received;   /* frames passed to on_frame */
 };
 
 struct gossip;
@@ -113,6 +125,14 @@ int gossip_set_peer(struct gossip *g, const char *peer_addr) __attribute__((warn
  * state change at once. Returns 0, -EAGAIN if the peer address is not
  * resolved yet, -ESHUTDOWN if not started or closing, or the send error. */
 int gossip_send_now(struct gossip *g) __attribute__((warn_unused_result));
+
+/* Sends one frame (a whole proto/wire.h frame, at most GOSSIP_FRAME_MAX bytes)
+ * to the peer now, on the loop thread, with one non-blocking send. Returns 0,
+ * -EAGAIN if the peer address is not resolved yet or the kernel's buffer is
+ * full, -EMSGSIZE, -ESHUTDOWN if not started or closing, or the send error.
+ * Datagrams may be lost or reordered: the caller repairs by its own means. */
+int gossip_send_frame(struct gossip *g, const uint8_t *frame, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Local UDP port after gossip_start (useful with port 0), else 0. */
 int gossip_port(const struct gossip *g);

@@ -1,9 +1,11 @@
-/* Replication with the peer: nng pub/sub for the event stream and its
- * acknowledgements, nng req/rep for repairs (event ranges from a ring of our
- * recent events, or a snapshot of the whole ledger), node/gossip for liveness,
- * election and the shared health view. What it guarantees and why is in
- * docs/REPLICATION.md. This file moves events and decides when the node is in
- * sync; it makes no routing decision (dispatch does). */
+/* Replication with the peer: nng pub/sub for the event stream of record and
+ * its acknowledgements, a fast lane of datagrams on gossip's UDP socket for
+ * what a client waits for (events and acks loop to loop, no thread hop), nng
+ * req/rep for repairs (event ranges from a ring of our recent events, or a
+ * snapshot of the whole ledger), node/gossip for liveness, election and the
+ * shared health view. What it guarantees and why is in docs/REPLICATION.md.
+ * This file moves events and decides when the node is in sync; it makes no
+ * routing decision (dispatch does). */
 #include "node/peer.h"
 
 #include <assert.h>
@@ -42,6 +44,7 @@
 #define PEER_REQ_TIMEOUT_MS 1000 /* a repair request unanswered this long is re-sent */
 #define PEER_RANGE_MAX 1000      /* events per range repair response */
 #define PEER_NNG_BUF 8192        /* nng SENDBUF/RECVBUF, messages (the maximum) */
+#define PEER_FAST_DATAGRAMS 4    /* fast-lane datagrams per flush at most (the rest: next one) */
 
 enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
@@ -67,15 +70,25 @@ struct peer {
     bool polls_started;
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
+    uv_idle_t flush_idle;    /* keeps poll from blocking until the check phase flushes */
+    uv_timer_t stream_timer; /* the nng stream's next flush (fast lane on) */
     uv_timer_t tick;
     struct gossip *gossip;
     atomic_int pub_pipes; /* subscribers connected to our pub socket (nng threads) */
 
-    /* Outgoing batch and the ring of our recent events. */
+    /* Outgoing nng batch and the ring of our recent events. */
     uint8_t *out;
     struct repl_writer w;
-    bool ack_dirty; /* applied peer events not yet acknowledged */
+    bool ack_dirty; /* applied peer events not yet acknowledged on the stream */
     struct event *ring;
+
+    /* The fast lane (docs/REPLICATION.md): datagrams through gossip's socket. */
+    bool fast_on;             /* PEER_FAST_LANE */
+    unsigned stream_flush_ms; /* STREAM_FLUSH_MS */
+    uint8_t *fast_out;        /* one datagram */
+    uint64_t fast_sent;       /* last of our seqs that went out in a datagram */
+    uint64_t want_ack;        /* our highest seq something waits for the peer to hold */
+    bool ack_urgent;          /* the peer waits for our ack: send one this iteration */
 
     /* The peer as we know it. */
     uint8_t peer_id;        /* 0 until heard of */
@@ -101,8 +114,8 @@ struct peer {
     bool takeover_pending;    /* dispatch ran out of room: take over again next tick */
     bool takeover_waiting;    /* the peer is dead to gossip but its connection is up */
     bool dead_deferred;       /* a DEAD right after our own stall, not acted on yet */
-    unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received */
-    uint64_t test_received;
+    unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received, */
+    uint64_t test_received, test_received_fast; /* stream and datagrams counted apart */
 
     struct held_reply *holds;
     unsigned hold_head, hold_len;
@@ -112,7 +125,8 @@ struct peer {
     struct {
         uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,
             snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
-            taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored;
+            taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored, datagrams_out,
+            datagrams_in, datagram_events_out, datagram_gaps, datagram_send_errors, datagrams_stale;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -174,13 +188,26 @@ static void writer_reset(struct peer *p)
     (void)rv;
 }
 
-static void flush(struct peer *p)
+static bool can_ack(const struct peer *p);
+
+/* Whether something (a held reply, a gated attempt) waits for the peer to
+ * hold one of our events that it has not acknowledged yet. */
+static bool waiting_for_ack(const struct peer *p)
+{
+    return p->want_ack > p->acked && can_ack(p);
+}
+
+/* Sends the nng batch: every event since the last one, and our ack. */
+static void stream_flush(struct peer *p)
 {
     if (p->w.hdr.count == 0 && !p->ack_dirty)
         return;
     /* The ack goes in at send time: it covers everything applied so far. */
     p->w.hdr.ack_incarnation = p->peer_inc;
     p->w.hdr.ack_seq = p->applied;
+    /* With the fast lane on, a batch asks for an ack at once when a datagram
+     * may have been lost on the way (we still wait): the stream repairs it. */
+    p->w.hdr.ack_wanted = p->fast_on && waiting_for_ack(p);
     size_t len = repl_writer_finish(&p->w);
     nng_msg *m;
     int rv = nng_msg_alloc(&m, len);
@@ -201,14 +228,102 @@ static void flush(struct peer *p)
     writer_reset(p);
 }
 
+static void on_stream_timer(uv_timer_t *t)
+{
+    stream_flush(container_of(t, struct peer, stream_timer));
+}
+
+/* With the fast lane on, the stream goes out every stream_flush_ms while
+ * there is something to send, so one nng message carries many payments'
+ * events at any rate; without it, every loop iteration. */
+static void stream_arm(struct peer *p)
+{
+    if (p->fast_on && !uv_is_active((uv_handle_t *)&p->stream_timer))
+        uv_timer_start(&p->stream_timer, on_stream_timer, p->stream_flush_ms, 0);
+}
+
+/* The fast lane: when something waits for the peer's ack, one datagram (or a
+ * few) carries our events the peer has not acknowledged nor had in a datagram
+ * yet, from the ring, oldest first, so that the peer can apply them in order;
+ * when the peer waits for ours, the same datagram acknowledges. Datagrams may
+ * be lost: the stream carries everything again and repairs the gap. */
+static void fast_flush(struct peer *p)
+{
+    if (!p->fast_on || !p->gossip)
+        return;
+    uv_idle_stop(&p->flush_idle);
+    uint64_t own = p->n->seq;
+    bool want = waiting_for_ack(p);
+    /* A datagram goes when the event waited for has not gone in one yet, or
+     * when the peer waits for our ack; later events ride along. */
+    if (!(want && p->want_ack > p->fast_sent) && !p->ack_urgent)
+        return;
+    uint64_t from = (p->fast_sent > p->acked ? p->fast_sent : p->acked) + 1;
+    if (from <= own && own - from >= PEER_RING_SIZE)
+        from = own - PEER_RING_SIZE + 1;
+    for (int d = 0; d < PEER_FAST_DATAGRAMS; d++) {
+        struct repl_writer fw;
+        struct repl_batch h = {
+            .sender_id = p->self_id,
+            .incarnation = p->incarnation,
+            .ack_incarnation = p->peer_inc,
+            .ack_seq = p->applied,
+            .ack_wanted = want,
+        };
+        int rv = repl_writer_init(&fw, p->fast_out, GOSSIP_FRAME_MAX, &h);
+        assert(rv == 0);
+        uint64_t next = from;
+        while (next <= own && repl_writer_add(&fw, &p->ring[next & (PEER_RING_SIZE - 1)]) == 0)
+            next++;
+        size_t len = repl_writer_finish(&fw);
+        rv = gossip_send_frame(p->gossip, p->fast_out, len);
+        if (rv != 0) {
+            p->st.datagram_send_errors++; /* the stream carries them anyway */
+            break;
+        }
+        p->st.datagrams_out++;
+        p->st.datagram_events_out += fw.hdr.count;
+        if (next > from)
+            p->fast_sent = next - 1;
+        from = next;
+        if (from > own)
+            break;
+    }
+    p->ack_urgent = false;
+}
+
 static void on_flush_prepare(uv_prepare_t *h)
 {
-    flush(container_of(h, struct peer, flush_prepare));
+    struct peer *p = container_of(h, struct peer, flush_prepare);
+    if (p->fast_on)
+        fast_flush(p);
+    else
+        stream_flush(p);
 }
 
 static void on_flush_check(uv_check_t *h)
 {
-    flush(container_of(h, struct peer, flush_check));
+    struct peer *p = container_of(h, struct peer, flush_check);
+    if (p->fast_on)
+        fast_flush(p);
+    else
+        stream_flush(p);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    /* Only there so that the loop polls without blocking: the check flushes. */
+}
+
+/* Someone waits for the peer's ack of our event seq: the fast lane sends it
+ * before the loop next blocks. */
+static void want_ack_of(struct peer *p, uint64_t seq)
+{
+    if (seq <= p->want_ack)
+        return;
+    p->want_ack = seq;
+    if (p->fast_on && p->gossip)
+        uv_idle_start(&p->flush_idle, on_flush_idle);
 }
 
 void peer_publish(struct peer *p, const struct event *ev)
@@ -216,11 +331,12 @@ void peer_publish(struct peer *p, const struct event *ev)
     assert(p->magic == PEER_MAGIC);
     p->ring[ev->seq & (PEER_RING_SIZE - 1)] = *ev;
     if (repl_writer_add(&p->w, ev) == -ENOSPC) {
-        flush(p);
+        stream_flush(p);
         int rv = repl_writer_add(&p->w, ev);
         assert(rv == 0);
         (void)rv;
     }
+    stream_arm(p);
 }
 
 /* ---- held replies ------------------------------------------------------- */
@@ -265,11 +381,15 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
     p->holds[i] = (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
     p->hold_len++;
     p->st.replies_held++;
+    want_ack_of(p, seq);
 }
 
-bool peer_acked(const struct peer *p, uint64_t seq)
+bool peer_acked(struct peer *p, uint64_t seq)
 {
-    return seq <= p->acked;
+    if (seq <= p->acked)
+        return true;
+    want_ack_of(p, seq);
+    return false;
 }
 
 bool peer_listening(const struct peer *p)
@@ -338,7 +458,11 @@ static void peer_restarted(struct peer *p, uint64_t inc)
     p->acked = 0;
 }
 
-static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
+/* A batch from the stream, or from the fast lane (fast): both carry the same
+ * events; we apply each seq once, in order. A gap in the stream asks for a
+ * range repair; a gap in the fast lane (a datagram lost or overtaken) waits
+ * for the stream, which carries everything. */
+static void on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
 {
     struct repl_batch h;
     struct repl_iter it;
@@ -348,8 +472,18 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
     }
     if (h.sender_id == p->self_id)
         return;
+    if (fast && (h.incarnation != p->peer_inc || h.sender_id != p->peer_id)) {
+        /* The fast lane serves a peer the stream has introduced: a restart
+         * (new incarnation) is the stream's or a snapshot's to handle, and a
+         * datagram of an older process must never roll peer_inc back. */
+        p->st.datagrams_stale++;
+        return;
+    }
     p->peer_id = h.sender_id;
-    p->st.batches_in++;
+    if (fast)
+        p->st.datagrams_in++;
+    else
+        p->st.batches_in++;
     p->last_batch_ms = now_ms(p);
     if (h.incarnation != p->peer_inc)
         peer_restarted(p, h.incarnation);
@@ -358,6 +492,8 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
         release_holds(p, false);
         dispatch_kick(p->n->dispatch); /* attempts may wait for this ack */
     }
+    if (h.ack_wanted)
+        p->ack_urgent = true; /* answered by the fast lane before the loop blocks */
     if (p->repair == REPAIR_SNAPSHOT || !p->caught_up)
         return; /* the snapshot and a range repair after it cover these */
     struct event ev;
@@ -365,8 +501,12 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
         if (ev.seq <= p->applied)
             continue;
         if (ev.seq != p->applied + 1) {
-            p->st.gaps++;
-            start_range_repair(p);
+            if (fast) {
+                p->st.datagram_gaps++;
+            } else {
+                p->st.gaps++;
+                start_range_repair(p);
+            }
             return;
         }
         apply_peer_event(p, &ev);
@@ -374,6 +514,17 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
         p->ack_dirty = true;
         p->st.events_in++;
     }
+    if (p->ack_dirty)
+        stream_arm(p);
+}
+
+static void on_fast_frame(const uint8_t *data, size_t len, void *arg)
+{
+    struct peer *p = arg;
+    /* Fault injection for tests: behave as if the datagram had been lost. */
+    bool drop = p->test_drop_every && ++p->test_received_fast % p->test_drop_every == 0;
+    if (!drop)
+        on_batch(p, data, len, true);
 }
 
 static void on_sub_readable(uv_poll_t *h, int status, int events)
@@ -384,7 +535,7 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
         /* Fault injection for tests: behave as if pub/sub had lost it. */
         bool drop = p->test_drop_every && ++p->test_received % p->test_drop_every == 0;
         if (!drop)
-            on_batch(p, nng_msg_body(m), nng_msg_len(m));
+            on_batch(p, nng_msg_body(m), nng_msg_len(m), false);
         nng_msg_free(m);
     }
 }
@@ -575,6 +726,8 @@ static void finish_catch_up(struct peer *p, const char *how)
         log_info("peer", "caught up with the peer (%s), peer seq %" PRIu64, how, p->applied);
     p->caught_up = true;
     p->ack_dirty = true;
+    p->ack_urgent = true;
+    stream_arm(p);
 }
 
 static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
@@ -655,6 +808,7 @@ static void on_range_response(struct peer *p, const uint8_t *buf, size_t len)
         p->ack_dirty = true;
         p->st.events_in++;
     }
+    stream_arm(p);
     if (h.more) {
         send_range_request(p);
         return;
@@ -931,25 +1085,27 @@ struct peer *peer_new(struct node *n)
     snprintf(p->pub_url, sizeof(p->pub_url), "%s", n->cfg.nng_listen);
     snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", n->cfg.peer_nng_url);
     p->out = malloc(REPL_FRAME_MAX);
+    p->fast_out = malloc(GOSSIP_FRAME_MAX);
     p->rep_buf = malloc(REPL_FRAME_MAX);
     p->ring = calloc(PEER_RING_SIZE, sizeof(*p->ring));
     p->holds = calloc(PEER_HOLD_CAP, sizeof(*p->holds));
-    if (!p->out || !p->rep_buf || !p->ring || !p->holds ||
+    if (!p->out || !p->fast_out || !p->rep_buf || !p->ring || !p->holds ||
         url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
         url_next_port(p->peer_pub_url, p->peer_rep_url, sizeof(p->peer_rep_url)) != 0) {
         log_error("peer", "bad NNG_LISTEN/PEER_NNG_URL (want tcp://host:port) or out of memory");
         free(p->out);
+        free(p->fast_out);
         free(p->rep_buf);
         free(p->ring);
         free(p->holds);
         free(p);
         return NULL;
     }
-    const char *drop = getenv("PAYNODE_TEST_DROP_BATCHES");
-    if (drop && atoi(drop) > 0) {
-        p->test_drop_every = (unsigned)atoi(drop);
+    p->fast_on = n->cfg.peer_fast_lane != 0;
+    p->stream_flush_ms = n->cfg.stream_flush_ms;
+    p->test_drop_every = n->cfg.test_drop_batches;
+    if (p->test_drop_every)
         log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
-    }
     writer_reset(p);
     return p;
 }
@@ -1029,6 +1185,8 @@ int peer_start(struct peer *p)
     uv_prepare_start(&p->flush_prepare, on_flush_prepare);
     uv_check_init(p->loop, &p->flush_check);
     uv_check_start(&p->flush_check, on_flush_check);
+    uv_idle_init(p->loop, &p->flush_idle);
+    uv_timer_init(p->loop, &p->stream_timer);
     uv_timer_init(p->loop, &p->tick);
     uv_timer_start(&p->tick, on_tick, PEER_TICK_MS, PEER_TICK_MS);
     p->last_tick_ms = now_ms(p);
@@ -1044,6 +1202,7 @@ int peer_start(struct peer *p)
         .on_peer = on_gossip_peer,
         .on_peer_state = on_gossip_state,
         .on_checker = on_gossip_checker,
+        .on_frame = on_fast_frame,
     };
     p->gossip = gossip_new(p->loop, &gc, &cbs, p);
     if (!p->gossip) {
@@ -1089,12 +1248,20 @@ size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
         "paynode_peer_apply_errors_total %" PRIu64 "\n"
         "paynode_peer_decode_errors_total %" PRIu64 "\n"
         "paynode_peer_purges_skipped_total %" PRIu64 "\n"
-        "paynode_peer_dead_ignored_total %" PRIu64 "\n",
+        "paynode_peer_dead_ignored_total %" PRIu64 "\n"
+        "paynode_peer_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
+        "paynode_peer_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
+        "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
+        "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
+        "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
+        "paynode_peer_datagrams_stale_total %" PRIu64 "\n",
         peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
         p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
         p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
         p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers, p->st.taken_over,
-        p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored);
+        p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored,
+        p->st.datagrams_out, p->st.datagrams_in, p->st.datagram_events_out, p->st.datagram_gaps,
+        p->st.datagram_send_errors, p->st.datagrams_stale);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
@@ -1103,6 +1270,7 @@ static void free_peer(struct peer *p)
     peer_closed_cb *cb = p->closed_cb;
     void *arg = p->closed_arg;
     free(p->out);
+    free(p->fast_out);
     free(p->rep_buf);
     free(p->ring);
     free(p->holds);
@@ -1147,6 +1315,8 @@ static void on_gossip_closed(struct gossip *g, void *arg)
         close_handle(p, (uv_handle_t *)&p->req_poll);
         close_handle(p, (uv_handle_t *)&p->flush_prepare);
         close_handle(p, (uv_handle_t *)&p->flush_check);
+        close_handle(p, (uv_handle_t *)&p->flush_idle);
+        close_handle(p, (uv_handle_t *)&p->stream_timer);
         close_handle(p, (uv_handle_t *)&p->tick);
     }
     uv_handle_t guard;
@@ -1160,7 +1330,8 @@ void peer_close(struct peer *p, peer_closed_cb *cb, void *arg)
     p->closed_cb = cb;
     p->closed_arg = arg;
     release_holds(p, true);
-    flush(p);
+    fast_flush(p);
+    stream_flush(p);
     if (p->gossip)
         gossip_close(p->gossip, on_gossip_closed, p);
     else
