@@ -70,7 +70,11 @@ struct gossip {
     struct heartbeat last; /* valid when have_peer */
 
     struct gossip_stats st;
+    struct seal_tx tx; /* with cfg.key */
+    struct seal_rx rx;
     uint8_t rxbuf[GOSSIP_RXBUF];
+    uint8_t plain[GOSSIP_RXBUF];                      /* an opened datagram */
+    uint8_t sealed[GOSSIP_FRAME_MAX + SEAL_OVERHEAD]; /* one datagram being sent */
 };
 
 static void on_tick(uv_timer_t *t);
@@ -196,6 +200,10 @@ struct gossip *gossip_new(uv_loop_t *loop, const struct gossip_config *cfg,
     g->state = GOSSIP_PEER_UNKNOWN;
     g->is_checker = true;
     g->rng = (c.incarnation ^ ((uint64_t)c.self_id << 56) ^ 0x9e3779b97f4a7c15ull) | 1;
+    if (c.key) {
+        seal_tx_init(&g->tx, c.key, c.self_id, SEAL_CH_UDP, c.incarnation);
+        seal_rx_init(&g->rx, c.key, c.self_id, SEAL_CH_UDP);
+    }
 
     /* These cannot fail on a valid loop; they create no socket yet. */
     int rv = uv_udp_init(loop, &g->udp);
@@ -286,6 +294,27 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 }
 
 /* Builds and sends one heartbeat. Returns 0 or a negative errno. */
+/* One datagram to the peer, sealed when there is a key. */
+static int send_datagram(struct gossip *g, const uint8_t *data, size_t len)
+{
+    if (g->cfg.key) {
+        int n = seal_wrap(&g->tx, data, len, g->sealed, sizeof(g->sealed));
+        if (n < 0) {
+            g->st.send_errors++;
+            return n;
+        }
+        data = g->sealed;
+        len = (size_t)n;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
+    if (rv < 0) {
+        g->st.send_errors++;
+        return rv;
+    }
+    return 0;
+}
+
 static int send_heartbeat(struct gossip *g)
 {
     if (!g->peer_resolved) {
@@ -309,12 +338,9 @@ static int send_heartbeat(struct gossip *g)
         g->st.send_errors++;
         return n;
     }
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
-    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
-    if (rv < 0) {
-        g->st.send_errors++;
+    int rv = send_datagram(g, buf, (size_t)n);
+    if (rv < 0)
         return rv;
-    }
     g->st.sent++;
     return 0;
 }
@@ -328,12 +354,9 @@ int gossip_send_frame(struct gossip *g, const uint8_t *frame, size_t len)
         return -EAGAIN;
     if (len > GOSSIP_FRAME_MAX)
         return -EMSGSIZE;
-    uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
-    if (rv < 0) {
-        g->st.send_errors++;
+    int rv = send_datagram(g, frame, len);
+    if (rv < 0)
         return rv;
-    }
     g->st.frames_sent++;
     return 0;
 }
@@ -359,8 +382,13 @@ static void set_state(struct gossip *g, enum gossip_peer_state s)
     if (old == s)
         return;
     g->state = s;
-    if (s == GOSSIP_PEER_DEAD)
+    if (s == GOSSIP_PEER_DEAD) {
         g->settled = false;
+        /* Its next process may start with an older clock: forget its
+         * incarnation (replays of a dead process change nothing the
+         * heartbeat rules would not refuse anyway). */
+        seal_rx_reset(&g->rx);
+    }
     log_info("gossip", "peer %u %s -> %s", g->peer_id, gossip_peer_state_name(old),
              gossip_peer_state_name(s));
     if (g->cbs.on_peer_state != NULL)
@@ -523,8 +551,7 @@ static bool from_peer(const struct gossip *g, const struct sockaddr *addr)
 /* A frame that is not a heartbeat goes to the owner, if it comes from the
  * peer's address and its header holds together. Returns false when data is
  * not such a frame (then it is decoded as a heartbeat). */
-static bool maybe_frame(struct gossip *g, const uint8_t *data, size_t len,
-                        const struct sockaddr *addr)
+static bool maybe_frame(struct gossip *g, const uint8_t *data, size_t len)
 {
     uint8_t type;
     uint16_t flen;
@@ -535,8 +562,8 @@ static bool maybe_frame(struct gossip *g, const uint8_t *data, size_t len,
         drop(g, &g->st.dropped_malformed);
         return true;
     }
-    if (!from_peer(g, addr)) {
-        drop(g, &g->st.dropped_foreign);
+    if (!g->peer_resolved) {
+        drop(g, &g->st.dropped_foreign); /* no peer to come from yet */
         return true;
     }
     g->st.frames_received++;
@@ -557,9 +584,25 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         drop(g, &g->st.dropped_malformed);
         return;
     }
-    if (maybe_frame(g, (const uint8_t *)buf->base, (size_t)nread, addr))
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    /* Only the peer's address speaks to us, once we know it. */
+    if (g->peer_resolved && !from_peer(g, addr)) {
+        drop(g, &g->st.dropped_foreign);
         return;
-    on_datagram(g, (const uint8_t *)buf->base, (size_t)nread);
+    }
+    if (g->cfg.key) {
+        size_t plen = 0;
+        if (seal_open(&g->rx, data, len, g->plain, sizeof(g->plain), &plen, NULL) != 0) {
+            drop(g, &g->st.dropped_unauthentic);
+            return;
+        }
+        data = g->plain;
+        len = plen;
+    }
+    if (maybe_frame(g, data, len))
+        return;
+    on_datagram(g, data, len);
 }
 
 /* A parsed peer address. */

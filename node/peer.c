@@ -31,6 +31,7 @@
 #include "node/ledger.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/seal.h"
 #include "proto/catchup.h"
 #include "proto/repl.h"
 #include "proto/wire.h"
@@ -45,6 +46,8 @@
 #define PEER_RANGE_MAX 1000      /* events per range repair response */
 #define PEER_NNG_BUF 8192        /* nng SENDBUF/RECVBUF, messages (the maximum) */
 #define PEER_FAST_DATAGRAMS 4    /* fast-lane datagrams per flush at most (the rest: next one) */
+#define PEER_STREAM_KEEPALIVE_MS 200 /* a stream batch at least this often: proves the connection  \
+                                      */
 
 enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
@@ -74,7 +77,17 @@ struct peer {
     uv_timer_t stream_timer; /* the nng stream's next flush (fast lane on) */
     uv_timer_t tick;
     struct gossip *gossip;
-    atomic_int pub_pipes; /* subscribers connected to our pub socket (nng threads) */
+    atomic_int pub_pipes;    /* subscribers connected to our pub socket (nng threads) */
+    atomic_uint peer_pipe;   /* id of our sub connection that delivered an authentic batch of
+                                the peer's, 0 when none or closed (nng threads clear it) */
+    uint64_t last_stream_ms; /* uv_now of our last stream batch */
+
+    /* Sealing (node/seal.h): every nng message and datagram, when keyed. */
+    bool keyed;
+    struct seal_key key;
+    struct seal_tx tx_stream, tx_req, tx_rep;
+    struct seal_rx rx_stream, rx_req, rx_rep;
+    uint8_t *plain; /* one opened nng message */
 
     /* Outgoing nng batch and the ring of our recent events. */
     uint8_t *out;
@@ -126,7 +139,8 @@ struct peer {
         uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,
             snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
             taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored, datagrams_out,
-            datagrams_in, datagram_events_out, datagram_gaps, datagram_send_errors, datagrams_stale;
+            datagrams_in, datagram_events_out, datagram_gaps, datagram_send_errors, datagrams_stale,
+            unauthentic;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -175,6 +189,42 @@ static uint64_t now_ms(const struct peer *p)
 
 /* ---- outgoing batches ---------------------------------------------------- */
 
+/* An nng message holding buf[0..len), sealed on tx's channel when keyed.
+ * Returns 0 or an NNG_E* code. */
+static int make_msg(struct peer *p, struct seal_tx *tx, const uint8_t *buf, size_t len,
+                    nng_msg **out)
+{
+    size_t mlen = p->keyed ? len + SEAL_OVERHEAD : len;
+    int rv = nng_msg_alloc(out, mlen);
+    if (rv != 0)
+        return rv;
+    if (!p->keyed) {
+        memcpy(nng_msg_body(*out), buf, len);
+        return 0;
+    }
+    if (seal_wrap(tx, buf, len, nng_msg_body(*out), mlen) != (int)mlen) {
+        nng_msg_free(*out);
+        return NNG_EINVAL;
+    }
+    return 0;
+}
+
+/* The plain contents of a received message: the body itself, or, when keyed,
+ * the opened copy in p->plain. NULL (counted) for anything not authentic
+ * and fresh on rx's channel. */
+static const uint8_t *open_msg(struct peer *p, struct seal_rx *rx, nng_msg *m, size_t *len)
+{
+    if (!p->keyed) {
+        *len = nng_msg_len(m);
+        return nng_msg_body(m);
+    }
+    if (seal_open(rx, nng_msg_body(m), nng_msg_len(m), p->plain, REPL_FRAME_MAX, len, NULL) != 0) {
+        p->st.unauthentic++;
+        return NULL;
+    }
+    return p->plain;
+}
+
 static void writer_reset(struct peer *p)
 {
     struct repl_batch h = {
@@ -210,13 +260,13 @@ static void stream_flush(struct peer *p)
     p->w.hdr.ack_wanted = p->fast_on && waiting_for_ack(p);
     size_t len = repl_writer_finish(&p->w);
     nng_msg *m;
-    int rv = nng_msg_alloc(&m, len);
+    int rv = make_msg(p, &p->tx_stream, p->out, len, &m);
     if (rv == 0) {
-        memcpy(nng_msg_body(m), p->out, len);
         rv = nng_sendmsg(p->pub, m, NNG_FLAG_NONBLOCK);
         if (rv != 0)
             nng_msg_free(m);
     }
+    p->last_stream_ms = now_ms(p);
     if (rv != 0) {
         /* Lost events are repaired by the peer's range request. */
         p->st.send_errors++;
@@ -341,10 +391,13 @@ void peer_publish(struct peer *p, const struct event *ev)
 
 /* ---- held replies ------------------------------------------------------- */
 
+/* Whether the peer can acknowledge our events now: alive and caught up to
+ * gossip, and (without the fast lane, whose datagrams need no connection)
+ * subscribed to our stream. */
 static bool can_ack(const struct peer *p)
 {
     return p->gossip && gossip_peer_state(p->gossip) == GOSSIP_PEER_ALIVE && p->peer_ready &&
-           atomic_load(&p->pub_pipes) > 0;
+           (p->fast_on || atomic_load(&p->pub_pipes) > 0);
 }
 
 /* Answers held replies: those acked, and all of them when force (peer gone),
@@ -394,7 +447,7 @@ bool peer_acked(struct peer *p, uint64_t seq)
 
 bool peer_listening(const struct peer *p)
 {
-    return atomic_load(&p->pub_pipes) > 0;
+    return atomic_load(&p->peer_pipe) != 0;
 }
 
 bool peer_may_know(const struct peer *p)
@@ -462,22 +515,22 @@ static void peer_restarted(struct peer *p, uint64_t inc)
  * events; we apply each seq once, in order. A gap in the stream asks for a
  * range repair; a gap in the fast lane (a datagram lost or overtaken) waits
  * for the stream, which carries everything. */
-static void on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
+static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
 {
     struct repl_batch h;
     struct repl_iter it;
     if (repl_batch_decode(&h, &it, buf, len) != 0) {
         p->st.decode_errors++;
-        return;
+        return false;
     }
     if (h.sender_id == p->self_id)
-        return;
+        return false;
     if (fast && (h.incarnation != p->peer_inc || h.sender_id != p->peer_id)) {
         /* The fast lane serves a peer the stream has introduced: a restart
          * (new incarnation) is the stream's or a snapshot's to handle, and a
          * datagram of an older process must never roll peer_inc back. */
         p->st.datagrams_stale++;
-        return;
+        return false;
     }
     p->peer_id = h.sender_id;
     if (fast)
@@ -495,7 +548,7 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
     if (h.ack_wanted)
         p->ack_urgent = true; /* answered by the fast lane before the loop blocks */
     if (p->repair == REPAIR_SNAPSHOT || !p->caught_up)
-        return; /* the snapshot and a range repair after it cover these */
+        return true; /* the snapshot and a range repair after it cover these */
     struct event ev;
     while (repl_iter_next(&it, &ev) == 1) {
         if (ev.seq <= p->applied)
@@ -507,7 +560,7 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
                 p->st.gaps++;
                 start_range_repair(p);
             }
-            return;
+            return true;
         }
         apply_peer_event(p, &ev);
         p->applied = ev.seq;
@@ -516,6 +569,7 @@ static void on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
     }
     if (p->ack_dirty)
         stream_arm(p);
+    return true;
 }
 
 static void on_fast_frame(const uint8_t *data, size_t len, void *arg)
@@ -524,7 +578,7 @@ static void on_fast_frame(const uint8_t *data, size_t len, void *arg)
     /* Fault injection for tests: behave as if the datagram had been lost. */
     bool drop = p->test_drop_every && ++p->test_received_fast % p->test_drop_every == 0;
     if (!drop)
-        on_batch(p, data, len, true);
+        (void)on_batch(p, data, len, true);
 }
 
 static void on_sub_readable(uv_poll_t *h, int status, int events)
@@ -534,8 +588,12 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
     while (nng_recvmsg(p->sub, &m, NNG_FLAG_NONBLOCK) == 0) {
         /* Fault injection for tests: behave as if pub/sub had lost it. */
         bool drop = p->test_drop_every && ++p->test_received % p->test_drop_every == 0;
-        if (!drop)
-            on_batch(p, nng_msg_body(m), nng_msg_len(m), false);
+        size_t len = 0;
+        const uint8_t *buf = drop ? NULL : open_msg(p, &p->rx_stream, m, &len);
+        /* A connection counts as the peer's once it brought an authentic
+         * batch of the peer's: a stranger's never does (docs/SECURITY.md). */
+        if (buf && on_batch(p, buf, len, false))
+            atomic_store(&p->peer_pipe, (unsigned)nng_pipe_id(nng_msg_get_pipe(m)));
         nng_msg_free(m);
     }
 }
@@ -545,9 +603,8 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
 static void rep_send(struct peer *p, const uint8_t *buf, size_t len)
 {
     nng_msg *m;
-    if (nng_msg_alloc(&m, len) != 0)
+    if (make_msg(p, &p->tx_rep, buf, len, &m) != 0)
         return;
-    memcpy(nng_msg_body(m), buf, len);
     if (nng_sendmsg(p->rep, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m);
         p->st.send_errors++;
@@ -615,11 +672,13 @@ static void on_rep_readable(uv_poll_t *h, int status, int events)
     struct peer *p = h->data;
     nng_msg *m;
     while (nng_recvmsg(p->rep, &m, NNG_FLAG_NONBLOCK) == 0) {
-        const uint8_t *buf = nng_msg_body(m);
-        size_t len = nng_msg_len(m);
+        size_t len = 0;
+        const uint8_t *buf = open_msg(p, &p->rx_req, m, &len);
         struct catchup_request crq;
         struct snap_request srq;
-        if (catchup_request_decode(&crq, buf, len) == 0)
+        if (!buf)
+            ; /* not the peer's: no answer (REP then waits for the next request) */
+        else if (catchup_request_decode(&crq, buf, len) == 0)
             serve_range(p, &crq);
         else if (snap_request_decode(&srq, buf, len) == 0)
             serve_snapshot(p, &srq);
@@ -635,9 +694,8 @@ static void req_send(struct peer *p, const uint8_t *buf, size_t len)
 {
     nng_msg *m;
     p->repair_sent_ms = now_ms(p);
-    if (nng_msg_alloc(&m, len) != 0)
+    if (make_msg(p, &p->tx_req, buf, len, &m) != 0)
         return;
-    memcpy(nng_msg_body(m), buf, len);
     if (nng_sendmsg(p->req, m, NNG_FLAG_NONBLOCK) != 0) {
         /* Not connected yet: the tick re-sends in a few ticks, not after a
          * whole PEER_REQ_TIMEOUT_MS. */
@@ -821,9 +879,11 @@ static void on_req_readable(uv_poll_t *hd, int status, int events)
     struct peer *p = hd->data;
     nng_msg *m;
     while (nng_recvmsg(p->req, &m, NNG_FLAG_NONBLOCK) == 0) {
-        const uint8_t *buf = nng_msg_body(m);
-        size_t len = nng_msg_len(m);
-        if (len >= 3 && buf[2] == WIRE_T_SNAP_RESPONSE)
+        size_t len = 0;
+        const uint8_t *buf = open_msg(p, &p->rx_rep, m, &len);
+        if (!buf)
+            ; /* not the peer's answer */
+        else if (len >= 3 && buf[2] == WIRE_T_SNAP_RESPONSE)
             on_snapshot_response(p, buf, len);
         else
             on_range_response(p, buf, len);
@@ -942,6 +1002,12 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
                restarted ? "true" : "false");
     if (st == GOSSIP_PEER_DEAD || restarted)
         release_holds(p, true);
+    if (st == GOSSIP_PEER_DEAD && p->keyed) {
+        /* Its next process may start with an older clock (seal.h). */
+        seal_rx_reset(&p->rx_stream);
+        seal_rx_reset(&p->rx_req);
+        seal_rx_reset(&p->rx_rep);
+    }
     /* Take over only a peer whose process is surely gone: a new incarnation
      * (the old one died), or silence with its connection to us closed too
      * (the kernel closes a killed process's sockets). A silent peer whose
@@ -1012,6 +1078,10 @@ static void on_tick(uv_timer_t *t)
     struct peer *p = container_of(t, struct peer, tick);
     check_stall(p);
     p->last_tick_ms = now_ms(p);
+    if (p->last_tick_ms - p->last_stream_ms >= PEER_STREAM_KEEPALIVE_MS) {
+        p->ack_dirty = true; /* a pure ack: keeps our connection proven to the peer */
+        stream_flush(p);
+    }
     enum gossip_peer_state st = gossip_peer_state(p->gossip);
     release_holds(p, !can_ack(p));
     if (p->dead_deferred && st == GOSSIP_PEER_DEAD &&
@@ -1069,6 +1139,15 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
         atomic_fetch_sub(&p->pub_pipes, 1);
 }
 
+/* Our connection to the peer's stream closed: if it was the one proven to be
+ * the peer's, the peer holds no connection with us any more. */
+static void on_sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    struct peer *p = arg;
+    unsigned id = (unsigned)nng_pipe_id(pipe);
+    atomic_compare_exchange_strong(&p->peer_pipe, &id, 0u);
+}
+
 struct peer *peer_new(struct node *n)
 {
     struct peer *p = calloc(1, sizeof(*p));
@@ -1085,21 +1164,38 @@ struct peer *peer_new(struct node *n)
     snprintf(p->pub_url, sizeof(p->pub_url), "%s", n->cfg.nng_listen);
     snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", n->cfg.peer_nng_url);
     p->out = malloc(REPL_FRAME_MAX);
+    p->plain = malloc(REPL_FRAME_MAX);
     p->fast_out = malloc(GOSSIP_FRAME_MAX);
     p->rep_buf = malloc(REPL_FRAME_MAX);
     p->ring = calloc(PEER_RING_SIZE, sizeof(*p->ring));
     p->holds = calloc(PEER_HOLD_CAP, sizeof(*p->holds));
-    if (!p->out || !p->fast_out || !p->rep_buf || !p->ring || !p->holds ||
+    if (!p->out || !p->plain || !p->fast_out || !p->rep_buf || !p->ring || !p->holds ||
         url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
         url_next_port(p->peer_pub_url, p->peer_rep_url, sizeof(p->peer_rep_url)) != 0) {
         log_error("peer", "bad NNG_LISTEN/PEER_NNG_URL (want tcp://host:port) or out of memory");
         free(p->out);
+        free(p->plain);
         free(p->fast_out);
         free(p->rep_buf);
         free(p->ring);
         free(p->holds);
         free(p);
         return NULL;
+    }
+    p->keyed = n->cfg.peer_key[0] != '\0';
+    if (p->keyed) {
+        if (seal_global_init() != 0 ||
+            seal_key_derive(&p->key, n->cfg.peer_key, strlen(n->cfg.peer_key)) != 0) {
+            log_error("peer", "PEER_KEY: cannot derive the key");
+            free(p);
+            return NULL;
+        }
+        seal_tx_init(&p->tx_stream, &p->key, p->self_id, SEAL_CH_STREAM, p->incarnation);
+        seal_tx_init(&p->tx_req, &p->key, p->self_id, SEAL_CH_REQ, p->incarnation);
+        seal_tx_init(&p->tx_rep, &p->key, p->self_id, SEAL_CH_REP, p->incarnation);
+        seal_rx_init(&p->rx_stream, &p->key, p->self_id, SEAL_CH_STREAM);
+        seal_rx_init(&p->rx_req, &p->key, p->self_id, SEAL_CH_REQ);
+        seal_rx_init(&p->rx_rep, &p->key, p->self_id, SEAL_CH_REP);
     }
     p->fast_on = n->cfg.peer_fast_lane != 0;
     p->stream_flush_ms = n->cfg.stream_flush_ms;
@@ -1138,7 +1234,8 @@ static int open_sockets(struct peer *p)
         (rv = nng_socket_set_ms(p->req, NNG_OPT_REQ_RESENDTIME, PEER_REQ_TIMEOUT_MS)) != 0)
         return rv;
     if ((rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_ADD_POST, on_pipe_event, p)) != 0 ||
-        (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0)
+        (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0 ||
+        (rv = nng_pipe_notify(p->sub, NNG_PIPE_EV_REM_POST, on_sub_pipe_event, p)) != 0)
         return rv;
     if ((rv = nng_listen(p->pub, p->pub_url, NULL, 0)) != 0) {
         log_error("peer", "listen %s failed: %s", p->pub_url, nng_strerror(rv));
@@ -1196,6 +1293,7 @@ int peer_start(struct peer *p)
         .incarnation = p->incarnation,
         .listen_addr = p->n->cfg.gossip_listen,
         .peer_addr = p->n->cfg.peer_gossip,
+        .key = p->keyed ? &p->key : NULL,
     };
     struct gossip_callbacks cbs = {
         .fill = gossip_fill,
@@ -1215,6 +1313,10 @@ int peer_start(struct peer *p)
         return rv;
     }
     health_set_checker(p->n->health, false); /* until gossip knows whether the peer is up */
+    if (!p->keyed)
+        log_warn("peer",
+                 "PEER_INSECURE=1: the links to the peer are NOT authenticated nor private; "
+                 "anyone who reaches them can read payments and forge events");
     log_fields(LOG_INFO, "peer", "replication started",
                "\"pub\":\"%s\",\"rep\":\"%s\",\"peerPub\":\"%s\",\"peerRep\":\"%s\"", p->pub_url,
                p->rep_url, p->peer_pub_url, p->peer_rep_url);
@@ -1254,14 +1356,16 @@ size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
         "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
         "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
         "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
-        "paynode_peer_datagrams_stale_total %" PRIu64 "\n",
+        "paynode_peer_datagrams_stale_total %" PRIu64 "\n"
+        "paynode_peer_unauthentic_total %" PRIu64 "\n"
+        "paynode_peer_keyed %d\n",
         peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
         p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
         p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
         p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers, p->st.taken_over,
         p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored,
         p->st.datagrams_out, p->st.datagrams_in, p->st.datagram_events_out, p->st.datagram_gaps,
-        p->st.datagram_send_errors, p->st.datagrams_stale);
+        p->st.datagram_send_errors, p->st.datagrams_stale, p->st.unauthentic, p->keyed);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
@@ -1270,6 +1374,7 @@ static void free_peer(struct peer *p)
     peer_closed_cb *cb = p->closed_cb;
     void *arg = p->closed_arg;
     free(p->out);
+    free(p->plain);
     free(p->fast_out);
     free(p->rep_buf);
     free(p->ring);

@@ -81,6 +81,9 @@ static int free_port_pair(void)
     return -1;
 }
 
+/* The pair's shared key (PEER_KEY): the links are authenticated as deployed. */
+#define PAIR_KEY "PEER_KEY=test_pair key: 32 bytes or more, not secret"
+
 static void node_start2(struct pair *pr, int i, const char *extra, const char *extra_b)
 {
     char id[32], lis[64], peer[64], glis[64], gpeer[64], log[64];
@@ -91,10 +94,10 @@ static void node_start2(struct pair *pr, int i, const char *extra, const char *e
     snprintf(glis, sizeof(glis), "GOSSIP_LISTEN=127.0.0.1:%d", pr->gossip[i]);
     snprintf(gpeer, sizeof(gpeer), "PEER_GOSSIP=127.0.0.1:%d", pr->gossip[j]);
     snprintf(log, sizeof(log), "test_pair.node%d.log", i + 1);
-    const char *env[] = {id, lis, peer, glis, gpeer, extra, extra_b, NULL};
+    const char *env[] = {id, lis, peer, glis, gpeer, PAIR_KEY, extra, extra_b, NULL};
     if (!extra) {
-        env[5] = extra_b;
-        env[6] = NULL;
+        env[6] = extra_b;
+        env[7] = NULL;
     }
     topo_node_start(&pr->node[i], &def, &fb, env, log);
 }
