@@ -12,6 +12,9 @@
 # Needs: bash, curl (>= 7.75, for --parallel and %{url_effective}), jq, nft, ss.
 
 CHAOS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# pid_alive, group_members
+# shellcheck source=ops/proc.sh
+. "$CHAOS_ROOT/ops/proc.sh"
 
 # ------------------------------------------------------------------- settings
 
@@ -153,30 +156,12 @@ part_respawn()
     disown "$!" 2>/dev/null || true
 }
 
-pid_alive()
-{
-    local rest
-    rest=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    rest=${rest##*) }
-    [ "${rest%% *}" != Z ]
-}
-
 # Waits (bounded, $2 s) until no live process is in process group $1.
 wait_group_gone()
 {
-    local pgid=$1 deadline=$(($(now_ms) + ${2:-10} * 1000)) f rest st grp alive
+    local pgid=$1 deadline=$(($(now_ms) + ${2:-10} * 1000))
     while [ "$(now_ms)" -lt "$deadline" ]; do
-        alive=0
-        for f in /proc/[0-9]*/stat; do
-            rest=$(cat "$f" 2>/dev/null) || continue
-            rest=${rest##*) }
-            read -r st _ grp _ <<<"$rest"
-            if [ "$grp" = "$pgid" ] && [ "$st" != Z ]; then
-                alive=1
-                break
-            fi
-        done
-        [ "$alive" = 1 ] || return 0
+        [ -n "$(group_members "$pgid")" ] || return 0
         sleep 0.05
     done
     return 1

@@ -40,6 +40,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROG="ops/run.sh"
+# shellcheck source=ops/proc.sh
+. "$ROOT/ops/proc.sh"
 
 abspath()
 {
@@ -107,31 +109,6 @@ port_busy()
 {
     # shellcheck disable=SC2016 # expanded by the inner bash
     timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
-}
-
-# Alive and not a zombie.
-pid_alive()
-{
-    local pid=$1 rest
-    [ -r "/proc/$pid/stat" ] || return 1
-    rest=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    rest=${rest##*) }
-    [ "${rest%% *}" != Z ]
-}
-
-# Live (non-zombie) members of process group $1.
-group_members()
-{
-    local pgid=$1 f rest state pgrp
-    for f in /proc/[0-9]*/stat; do
-        rest=$(cat "$f" 2>/dev/null) || continue
-        rest=${rest##*) }
-        read -r state _ pgrp _ <<<"$rest"
-        if [ "$pgrp" = "$pgid" ] && [ "$state" != Z ]; then
-            f=${f#/proc/}
-            printf '%s\n' "${f%/stat}"
-        fi
-    done
 }
 
 part_bin()
