@@ -152,7 +152,7 @@ part_pid()
 
 # "<service> <cpus> <memory bytes>" per service with deploy.resources.limits, from
 # the compose file as `docker-compose config` normalises it (plain YAML when
-# docker-compose is not installed).
+# docker-compose is not installed), read by ops/compose_limits.py.
 compose_limits()
 {
     local src
@@ -162,19 +162,7 @@ compose_limits()
     else
         src=$(cat "$COMPOSE_FILE")
     fi
-    "$PYTHON" -c '
-import re, sys, yaml
-doc = yaml.safe_load(sys.stdin)
-units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-for name, svc in sorted((doc.get("services") or {}).items()):
-    lim = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
-    if "cpus" not in lim or "memory" not in lim:
-        continue
-    m = re.fullmatch(r"\s*([0-9]+)\s*([bkmg]?)b?\s*", str(lim["memory"]).lower())
-    if not m:
-        sys.exit("bad memory limit for %s: %r" % (name, lim["memory"]))
-    print(name, float(lim["cpus"]), int(m.group(1)) * units[m.group(2)])
-' <<<"$src"
+    "$PYTHON" -B "$ROOT/ops/compose_limits.py" <<<"$src"
 }
 
 # ---------------------------------------------------------------------- cgroups
