@@ -7,16 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
 #include "node/dispatch.h"
-#include "node/http.h"
-#include "node/json.h"
-#include "node/log.h"
-#include "node/money.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/money.h"
 #include "node/node.h"
 #include "node/peer.h"
 #include "node/health.h"
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 #define ACCEPTED_BODY "{\"status\":\"accepted\"}"
 

@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/clock.h"
+#include "lib/container.h"
+#include "lib/clock.h"
 #include "node/health.h"
-#include "node/httpc.h"
-#include "node/json.h"
-#include "node/log.h"
-#include "node/money.h"
-#include "node/uuid.h"
+#include "lib/httpc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/money.h"
+#include "lib/uuid.h"
 
 #define DISPATCH_MAGIC 0x44535043u /* "DSPC" */
 #define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/httpc.h"
-#include "node/json.h"
-#include "node/log.h"
+#include "lib/container.h"
+#include "lib/httpc.h"
+#include "lib/json.h"
+#include "lib/log.h"
 
 #define HEALTH_MAGIC 0x484c5448u /* "HLTH" */
 #define HEALTH_URL_MAX 320

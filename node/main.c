@@ -10,14 +10,14 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
 #include "node/config.h"
 #include "node/dispatch.h"
 #include "node/health.h"
-#include "node/http.h"
-#include "node/httpc.h"
+#include "lib/http.h"
+#include "lib/httpc.h"
 #include "node/ledger.h"
-#include "node/log.h"
+#include "lib/log.h"
 #include "node/node.h"
 #include "node/peer.h"
 

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {

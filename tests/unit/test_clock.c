@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
 
 #define NS INT64_C(1000000000)
 

@@ -18,7 +18,7 @@
 #include <uv.h>
 
 #include "node/gossip.h"
-#include "node/log.h"
+#include "lib/log.h"
 #include "proto/heartbeat.h"
 
 #define WAIT_MS 5000 /* upper bound of every wait; a healthy run needs far less */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "node/health.h"
-#include "node/httpc.h"
+#include "lib/httpc.h"
 
 #define NOW 1000000u
 #define SAFE 1200u

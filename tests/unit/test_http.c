@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "node/http.h"
+#include "lib/http.h"
 #include "tclient.h"
 
 #define TIMEOUT_MS 5000

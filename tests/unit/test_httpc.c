@@ -29,8 +29,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "node/curl_uv.h"
-#include "node/httpc.h"
+#include "lib/curl_uv.h"
+#include "lib/httpc.h"
 
 /* ---------------------------------------------------------------- server */
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/json.h"
+#include "lib/json.h"
 
 struct doc_case {
     const char *js;

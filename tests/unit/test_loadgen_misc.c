@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "node/httpc.h"
-#include "node/uuid.h"
+#include "lib/httpc.h"
+#include "lib/uuid.h"
 #include "ops/loadgen/opts.h"
 #include "ops/loadgen/report.h"
 #include "ops/loadgen/rng.h"

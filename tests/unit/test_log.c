@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "node/log.c"
+#include "lib/log.c"
 
-#include "node/clock.h"
-#include "node/json.h"
+#include "lib/clock.h"
+#include "lib/json.h"
 
 #define CAP (256 * 1024)
 

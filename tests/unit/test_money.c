@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/money.h"
+#include "lib/money.h"
 
 struct parse_case {
     const char *text;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 struct uuid_case {
     const char *text;

@@ -3,7 +3,7 @@
  * curl_uv multi. This file holds the client policy (options on every transfer,
  * outcome classification, the pool, deferred teardown); curl_uv.c only moves
  * events between libuv and libcurl. It knows nothing about payments. */
-#include "node/httpc.h"
+#include "lib/httpc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "node/curl_uv.h"
+#include "lib/curl_uv.h"
 
 #define HTTPC_MAGIC 0x48545043u /* "HTPC" */
 #define HREQ_MAGIC 0x48524551u  /* "HREQ" */

@@ -1,5 +1,5 @@
 /* Byte-level text helpers; see text.h. */
-#include "node/text.h"
+#include "lib/text.h"
 
 size_t text_utf8_seq(const unsigned char *s, size_t n)
 {

@@ -4,7 +4,7 @@
  * one request at a time per connection, pipelined bytes wait in the read buffer.
  * Idle connections sit in one FIFO swept by a single repeating timer.
  * It knows nothing of routes, JSON beyond the error body, or TLS. */
-#include "node/http.h"
+#include "lib/http.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -20,9 +20,9 @@
 
 #include <http_parser.h>
 
-#include "node/container.h"
-#include "node/text.h"
-#include "node/log.h"
+#include "lib/container.h"
+#include "lib/text.h"
+#include "lib/log.h"
 
 #define HTTP_SERVER_MAGIC 0x48535256u /* "HSRV" */
 #define HTTP_CONN_MAGIC 0x48434f4eu   /* "HCON" */

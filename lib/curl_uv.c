@@ -4,7 +4,7 @@
  * per request at low concurrency), info messages are drained after every
  * socket_action, poll errors become CURL_CSELECT_ERR, and nothing here calls
  * curl from inside curl's own callbacks. Knows nothing about HTTP semantics. */
-#include "node/curl_uv.h"
+#include "lib/curl_uv.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "node/container.h"
+#include "lib/container.h"
 
 #define CURL_UV_MAGIC 0x43555631u /* "CUV1" */
 #define CU_SOCK_MAGIC 0x43555353u /* "CUSS" */

@@ -1,7 +1,7 @@
 /* Byte-level text helpers shared by the parsers and the logger: UTF-8
  * validation and hex digits. Pure, libc only. */
-#ifndef NODE_TEXT_H
-#define NODE_TEXT_H
+#ifndef LIB_TEXT_H
+#define LIB_TEXT_H
 
 #include <stddef.h>
 

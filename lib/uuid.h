@@ -1,6 +1,6 @@
 /* Canonical UUID text (8-4-4-4-12 hex, either case) <-> 16 bytes. */
-#ifndef NODE_UUID_H
-#define NODE_UUID_H
+#ifndef LIB_UUID_H
+#define LIB_UUID_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,12 +1,12 @@
 /* Canonical UUID text <-> 16 bytes. Strict: exactly 8-4-4-4-12 hex digits with
  * dashes, either case; no braces, no "urn:uuid:" prefix, no surrounding space.
  * Does not check the version or variant bits. */
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "node/text.h"
+#include "lib/text.h"
 
 static int is_dash_pos(size_t i)
 {

@@ -7,8 +7,8 @@
  * Knows nothing about payments: callers decide what a status means.
  * One loop thread; nothing here is thread-safe. (curl itself still allocates
  * inside a transfer; what is preallocated is everything of ours.) */
-#ifndef NODE_HTTPC_H
-#define NODE_HTTPC_H
+#ifndef LIB_HTTPC_H
+#define LIB_HTTPC_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* A view into bytes owned by someone else: (ptr, len), never NUL-terminated by
  * contract. Valid only as long as the owner says (see each function's header). */
-#ifndef NODE_SLICE_H
-#define NODE_SLICE_H
+#ifndef LIB_SLICE_H
+#define LIB_SLICE_H
 
 #include <stdbool.h>
 #include <stddef.h>

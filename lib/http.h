@@ -8,15 +8,15 @@
  *
  * No allocation per request: connection slots and their buffers are allocated
  * once at http_server_new(). */
-#ifndef NODE_HTTP_H
-#define NODE_HTTP_H
+#ifndef LIB_HTTP_H
+#define LIB_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "node/slice.h"
+#include "lib/slice.h"
 
 enum http_verb {
     HTTP_VERB_OTHER = 0,

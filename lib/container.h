@@ -1,8 +1,8 @@
 /* container_of: from a pointer to a member (an embedded libuv handle, say) back
  * to the struct that embeds it. Never cast a handle to its container on a
  * first-member assumption. */
-#ifndef NODE_CONTAINER_H
-#define NODE_CONTAINER_H
+#ifndef LIB_CONTAINER_H
+#define LIB_CONTAINER_H
 
 #include <stddef.h>
 

@@ -1,6 +1,6 @@
 /* Decimal text <-> int64 cents, exact both ways. No floating point anywhere. */
-#ifndef NODE_MONEY_H
-#define NODE_MONEY_H
+#ifndef LIB_MONEY_H
+#define LIB_MONEY_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,14 +3,14 @@
  * tokens) against the RFC 8259 grammar, so jsmn's leniency never leaks out.
  * Strings are validated (escapes, control characters, UTF-8) but not unescaped.
  * No allocation: the jsmn tokens live on the stack, the result in the caller's doc. */
-#include "node/json.h"
+#include "lib/json.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "node/text.h"
+#include "lib/text.h"
 
 /* Default (non-strict) mode on purpose: the walker checks everything, and
  * non-strict jsmn accepts top-level scalars that strict mode reports as PART. */

@@ -1,7 +1,7 @@
 /* Wall-clock time and strict ISO-8601 UTC parse/format, integer arithmetic
  * only (no timegm/mktime, no locale, no time zone database). Accepts only the
  * UTC forms the service exchanges; offsets other than +00:00 are rejected. */
-#include "node/clock.h"
+#include "lib/clock.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -2,8 +2,8 @@
  * line with ts, level, module and msg. Fixed buffer, no malloc, no blocking
  * beyond one write(2) per line. Warnings and errors are rate-limited per
  * module name so that a failing dependency cannot flood the log. */
-#ifndef NODE_LOG_H
-#define NODE_LOG_H
+#ifndef LIB_LOG_H
+#define LIB_LOG_H
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 

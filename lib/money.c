@@ -1,7 +1,7 @@
 /* Decimal text <-> int64 cents, exact both ways, integer arithmetic only.
  * Parsing takes the raw text of a JSON number token and checks the JSON number
  * grammar itself; it does not skip whitespace or accept anything JSON would not. */
-#include "node/money.h"
+#include "lib/money.h"
 
 #include <errno.h>
 #include <stdbool.h>

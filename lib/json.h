@@ -4,13 +4,13 @@
  * so a document that parses here is RFC 8259 JSON. Strings are not unescaped:
  * getters return the raw bytes between the quotes and say whether they contain
  * a backslash. */
-#ifndef NODE_JSON_H
-#define NODE_JSON_H
+#ifndef LIB_JSON_H
+#define LIB_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "node/slice.h"
+#include "lib/slice.h"
 
 #define JSON_MAX_TOKENS 64
 

@@ -1,8 +1,8 @@
 /* Wall-clock time for payment timestamps and ISO-8601 UTC parse/format.
  * Monotonic time for timeouts comes from uv_now(); this module is for the
  * timestamps that cross the wire (requestedAt, summary bounds). */
-#ifndef NODE_CLOCK_H
-#define NODE_CLOCK_H
+#ifndef LIB_CLOCK_H
+#define LIB_CLOCK_H
 
 #include <stddef.h>
 #include <stdint.h>

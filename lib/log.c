@@ -3,7 +3,7 @@
  * (a line is at most LOG_LINE_MAX bytes, well under PIPE_BUF). WARN and ERROR
  * are rate-limited per module; the count of dropped lines is reported on the
  * module's next line. No malloc; does not buffer or retry partial writes. */
-#include "node/log.h"
+#include "lib/log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/clock.h"
-#include "node/text.h"
+#include "lib/clock.h"
+#include "lib/text.h"
 
 #define LOG_LINE_MAX 1024   /* bytes per line including the newline */
 #define LOG_MODULE_MAX 64   /* module names are cut to this many bytes minus one */

@@ -5,8 +5,8 @@
  * handles carry, how results are classified and what is retried belong to the
  * caller (httpc.c). Single loop thread; no allocation per request once the
  * socket-context pool has grown to the number of sockets in use. */
-#ifndef NODE_CURL_UV_H
-#define NODE_CURL_UV_H
+#ifndef LIB_CURL_UV_H
+#define LIB_CURL_UV_H
 
 #include <stdint.h>
 #include <curl/curl.h>
