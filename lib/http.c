@@ -20,6 +20,7 @@
 
 #include <http_parser.h>
 
+#include "lib/buf.h"
 #include "lib/container.h"
 #include "lib/text.h"
 #include "lib/log.h"
@@ -69,13 +70,10 @@ struct http_conn {
     size_t in_len;    /* bytes held; the current request starts at in[0] */
     size_t in_parsed; /* bytes fed to the parser */
 
-    char *out;         /* pending output: the fixed buffer or a heap one while oversized */
-    size_t out_len;    /* bytes in out, including the in-flight prefix */
-    size_t out_cap;    /* capacity of out */
+    struct buf out;    /* pending output over the slot's fixed output buffer
+                          (srv->cfg.out_buf_bytes), on the heap while oversized;
+                          pinned while a uv_write reads it */
     size_t out_flight; /* bytes of out[0..] handed to the in-flight uv_write */
-    char *flight_base; /* buffer the in-flight write reads from */
-    char *out_retired; /* heap buffer kept alive for the in-flight write, or NULL */
-    char *out_fixed;   /* the slot's own output buffer (srv->cfg.out_buf_bytes) */
 
     /* current request, as offsets into in */
     uint32_t url_off, url_len;
@@ -163,54 +161,22 @@ static struct http_conn *conn_of_parser(http_parser *p)
     return c;
 }
 
+/* Reason phrases come from http-parser's table (RFC 7231 names), except two
+ * that RFC 9110 renamed and that we have always sent with the new name: 413
+ * (also the error body of a too-large request) and 422 (our answer to a bad
+ * correlationId or amount). A code http-parser does not know is "Unknown". */
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
     case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
+        return "Content Too Large"; /* http-parser: "Payload Too Large" */
     case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
+        return "Unprocessable Content"; /* http-parser: "Unprocessable Entity" */
     default:
-        return "Unknown";
+        break;
     }
+    const char *s = http_status_str((enum http_status)status);
+    return strcmp(s, "<unknown>") == 0 ? "Unknown" : s;
 }
 
 static bool status_has_no_body(int status)
@@ -306,7 +272,7 @@ static void resume_later(struct http_conn *c)
 
 static bool out_over_cap(const struct http_conn *c)
 {
-    return c->out_len >= c->srv->cfg.out_buf_bytes;
+    return c->out.len >= c->srv->cfg.out_buf_bytes;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -374,8 +340,8 @@ static void on_write(uv_write_t *req, int status);
 
 static void conn_flush(struct http_conn *c)
 {
-    assert(!c->writing && c->out_len > 0);
-    uv_buf_t b = uv_buf_init(c->out, (unsigned)c->out_len);
+    assert(!c->writing && c->out.len > 0);
+    uv_buf_t b = uv_buf_init(c->out.ptr, (unsigned)c->out.len);
     int rv = uv_write(&c->wreq, &c->h.stream, &b, 1, on_write);
     if (rv < 0) {
         c->gone = true;
@@ -383,38 +349,8 @@ static void conn_flush(struct http_conn *c)
         return;
     }
     c->writing = true;
-    c->out_flight = c->out_len;
-    c->flight_base = c->out;
-}
-
-/* Appends to the pending output, moving to a larger heap buffer when the
- * fixed one is too small (rare: responses larger than out_buf_bytes, or a
- * client that does not read). Returns -ENOMEM on allocation failure. */
-static int out_append(struct http_conn *c, const char *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (c->out_cap - c->out_len < n) {
-        size_t need = c->out_len + n;
-        size_t cap = c->out_cap * 2 > need ? c->out_cap * 2 : need;
-        char *nb = malloc(cap);
-        if (!nb)
-            return -ENOMEM;
-        memcpy(nb, c->out, c->out_len);
-        if (c->out != c->out_fixed) {
-            if (c->writing && c->flight_base == c->out) {
-                assert(!c->out_retired);
-                c->out_retired = c->out; /* freed when the in-flight write ends */
-            } else {
-                free(c->out);
-            }
-        }
-        c->out = nb;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
-    return 0;
+    c->out_flight = c->out.len;
+    buf_pin(&c->out);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -422,9 +358,7 @@ static void on_write(uv_write_t *req, int status)
     struct http_conn *c = container_of(req, struct http_conn, wreq);
     assert(c->magic == HTTP_CONN_MAGIC);
     c->writing = false;
-    free(c->out_retired);
-    c->out_retired = NULL;
-    c->flight_base = NULL;
+    buf_unpin(&c->out);
     if (c->state != CONN_OPEN)
         return; /* cancelled by uv_close; buffers are reset in the close callback */
     if (status < 0) {
@@ -432,17 +366,9 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    assert(c->out_flight <= c->out_len);
-    memmove(c->out, c->out + c->out_flight, c->out_len - c->out_flight);
-    c->out_len -= c->out_flight;
+    buf_consume(&c->out, c->out_flight); /* back to the fixed buffer once it fits */
     c->out_flight = 0;
-    if (c->out != c->out_fixed && c->out_len <= c->srv->cfg.out_buf_bytes) {
-        memcpy(c->out_fixed, c->out, c->out_len);
-        free(c->out);
-        c->out = c->out_fixed;
-        c->out_cap = c->srv->cfg.out_buf_bytes;
-    }
-    if (c->out_len > 0) {
+    if (c->out.len > 0) {
         conn_flush(c);
         return;
     }
@@ -459,7 +385,7 @@ static void conn_send(struct http_conn *c, const char *head, size_t head_len, co
                       size_t body_len)
 {
     size_t skip = 0;
-    if (!c->writing && c->out_len == 0) {
+    if (!c->writing && c->out.len == 0) {
         uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)head_len),
                          uv_buf_init((char *)body, (unsigned)body_len)};
         int n = uv_try_write(&c->h.stream, b, body_len ? 2 : 1);
@@ -474,11 +400,11 @@ static void conn_send(struct http_conn *c, const char *head, size_t head_len, co
     }
     int rv = 0;
     if (skip < head_len)
-        rv = out_append(c, head + skip, head_len - skip);
+        rv = buf_append(&c->out, head + skip, head_len - skip); /* grows: rare */
     if (rv == 0) {
         size_t bskip = skip > head_len ? skip - head_len : 0;
         if (body_len > bskip)
-            rv = out_append(c, body + bskip, body_len - bskip);
+            rv = buf_append(&c->out, body + bskip, body_len - bskip);
     }
     if (rv < 0) {
         log_error("http", "output buffer allocation failed: closing connection");
@@ -486,7 +412,7 @@ static void conn_send(struct http_conn *c, const char *head, size_t head_len, co
         conn_close(c);
         return;
     }
-    if (c->out_len == 0) {
+    if (c->out.len == 0) {
         if (c->close_after)
             conn_shutdown(c);
         return;
@@ -553,14 +479,8 @@ static void conn_fail(struct http_conn *c, int status)
 
 static void out_reset(struct http_conn *c)
 {
-    if (c->out != c->out_fixed)
-        free(c->out);
-    free(c->out_retired);
-    c->out_retired = NULL;
-    c->out = c->out_fixed;
-    c->out_cap = c->srv->cfg.out_buf_bytes;
-    c->out_len = c->out_flight = 0;
-    c->flight_base = NULL;
+    buf_reset(&c->out);
+    c->out_flight = 0;
 }
 
 static void slot_free(struct http_conn *c)
@@ -1128,9 +1048,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_co
         c->x.magic = HTTP_XCHG_MAGIC;
         c->srv = s;
         c->in = s->bufs + per * i;
-        c->out_fixed = c->in + in_cap;
-        c->out = c->out_fixed;
-        c->out_cap = cfg->out_buf_bytes;
+        buf_init(&c->out, c->in + in_cap, cfg->out_buf_bytes);
         c->parser.data = c;
         slot_free(c);
     }
@@ -1259,7 +1177,7 @@ void http_server_stop_accepting(struct http_server *s)
         if (c->state != CONN_OPEN || c->pending)
             continue; /* a pending exchange closes after its reply */
         c->close_after = true;
-        if (!c->writing && c->out_len == 0)
+        if (!c->writing && c->out.len == 0)
             conn_close(c);
         else
             conn_update_reading(c);

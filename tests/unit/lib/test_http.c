@@ -484,6 +484,10 @@ static void test_body_too_large_413(void **state)
         tclient_request(c, "POST", "/big-body", NULL, big, sizeof(big), &r, body, sizeof(body)), 0);
     assert_int_equal(r.status, 413);
     assert_true(r.server_close);
+    /* RFC 9110's reason phrase, not http-parser's older "Payload Too Large" */
+    assert_int_equal(strncmp(r.head, "HTTP/1.1 413 Content Too Large\r\n", 32), 0);
+    assert_int_equal(r.body_len, strlen("{\"error\":\"Content Too Large\"}"));
+    assert_memory_equal(body, "{\"error\":\"Content Too Large\"}", r.body_len);
     /* chunked, discovered while reading the body */
     assert_int_equal(tclient_connect(c, f.addr, TIMEOUT_MS), 0);
     char req[4096];
