@@ -23,12 +23,15 @@
 #include "node/node.h"
 #include "node/peer.h"
 
-/* The process: the node and its signal handles, on main()'s stack (no
- * global: the signal handler finds them through its handle's data). */
+/* The process: the node and its signal handles. Only main() names the_proc
+ * (static storage: debuggers and docs/BENCHMARKS.md find the node there); the
+ * signal handler finds it through its handle's data. */
 struct proc {
     struct node node;
     uv_signal_t sig_term, sig_int; /* .data is the struct proc */
 };
+
+static struct proc the_proc;
 
 static void raise_nofile(void)
 {
@@ -101,7 +104,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* dispatch's emit callback: node_emit() with the dispatch_emit_cb type (a
  * cast of node_emit itself would call it through the wrong type). */
-static int emit_event(void *arg, struct event *ev, struct payment **out)
+static int emit_for_dispatch(void *arg, struct event *ev, struct payment **out)
 {
     return node_emit(arg, ev, out);
 }
@@ -163,7 +166,8 @@ static int start(struct node *n)
     dcfg.max_in_flight[LEDGER_DEFAULT] = c->processor_max_conns;
     dcfg.max_in_flight[LEDGER_FALLBACK] = c->processor_max_conns;
     dcfg.queue_capacity = c->queue_capacity;
-    n->dispatch = dispatch_new(n->loop, &dcfg, n->ledger, n->health, n->httpc, emit_event, n);
+    n->dispatch =
+        dispatch_new(n->loop, &dcfg, n->ledger, n->health, n->httpc, emit_for_dispatch, n);
     if (!n->dispatch)
         return -ENOMEM;
 
@@ -217,9 +221,7 @@ static int start(struct node *n)
 
 int main(void)
 {
-    static_assert(sizeof(struct proc) < 64 * 1024, "struct proc lives on main()'s stack");
-    struct proc proc = {0};
-    struct proc *pr = &proc;
+    struct proc *pr = &the_proc;
     struct node *n = &pr->node;
     char err[256];
     signal(SIGPIPE, SIG_IGN);

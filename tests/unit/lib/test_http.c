@@ -1,4 +1,4 @@
-/* Tests of node/http.c: the server runs on a private uv_loop in a background
+/* Tests of lib/http.c: the server runs on a private uv_loop in a background
  * thread; the test thread drives it with blocking client sockets (tclient) and
  * asks the loop thread to act through a uv_async_t. Every test ends by closing
  * the server and asserting uv_loop_close() == 0. */

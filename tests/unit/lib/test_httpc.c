@@ -9,7 +9,7 @@
  *   /partial         headers announcing 100 bytes, 10 bytes, then close
  *   /closelisten     closes the listening socket, then the connection, unanswered
  * It is deliberately minimal (no pipelining, no chunked bodies) and not a
- * general server: node/http.c is the real one. Each test owns a private loop
+ * general server: lib/http.c is the real one. Each test owns a private loop
  * and ends with uv_loop_close() == 0. */
 #include <errno.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-/* Dispatch against two scripted fake processors served in-process (node/http
+/* Dispatch against two scripted fake processors served in-process (lib/http
  * server on 127.0.0.1:0, same loop), through the real httpc, ledger and
  * health. The fakes behave like the real processor where it matters: a POST
  * waits its delay, then records (unless it arrived while "failing") and
