@@ -61,9 +61,10 @@ static void put_label_value(struct metrics *m, const char *v)
     }
 }
 
-/* Everything of a sample but its value and line feed. */
-static size_t begin(struct metrics *m, const char *name, const char *help, enum metrics_type type,
-                    const char *const *labels)
+/* One sample: HELP and TYPE first if it starts a family, then the line
+ * with the formatted value num. */
+static void sample(struct metrics *m, const char *name, const char *help, enum metrics_type type,
+                   const char *const *labels, const char *num)
 {
     assert(name_ok(name) && strlen(name) < METRICS_NAME_MAX);
     assert(help && !strchr(help, '\n') && !strchr(help, '\\'));
@@ -92,11 +93,7 @@ static size_t begin(struct metrics *m, const char *name, const char *help, enum 
         puts_(m, "}");
     }
     puts_(m, " ");
-    return start;
-}
-
-static void end(struct metrics *m, const char *name, size_t start)
-{
+    puts_(m, num);
     puts_(m, "\n");
     if (m->err != 0) {
         m->out->len = start; /* whole lines only */
@@ -109,18 +106,14 @@ void metrics_u64(struct metrics *m, const char *name, const char *help, enum met
                  const char *const *labels, uint64_t value)
 {
     char num[24];
-    size_t start = begin(m, name, help, type, labels);
-    int n = snprintf(num, sizeof(num), "%" PRIu64, value);
-    put(m, num, (size_t)n);
-    end(m, name, start);
+    snprintf(num, sizeof(num), "%" PRIu64, value);
+    sample(m, name, help, type, labels, num);
 }
 
 void metrics_i64(struct metrics *m, const char *name, const char *help, enum metrics_type type,
                  const char *const *labels, int64_t value)
 {
     char num[24];
-    size_t start = begin(m, name, help, type, labels);
-    int n = snprintf(num, sizeof(num), "%" PRId64, value);
-    put(m, num, (size_t)n);
-    end(m, name, start);
+    snprintf(num, sizeof(num), "%" PRId64, value);
+    sample(m, name, help, type, labels, num);
 }

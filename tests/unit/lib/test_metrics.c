@@ -22,6 +22,14 @@ static void assert_valid(const char *text, size_t len)
         fail_msg("not valid exposition text: %s\n%.*s", why, (int)len, text);
 }
 
+/* b holds exactly want, which is valid exposition text. */
+static void assert_text(const struct buf *b, const char *want)
+{
+    assert_int_equal(b->len, strlen(want));
+    assert_memory_equal(b->ptr, want, b->len);
+    assert_valid(b->ptr, b->len);
+}
+
 static void test_exact_text(void **state)
 {
     char fixed[64]; /* small: the writer must grow the buffer */
@@ -51,9 +59,7 @@ static void test_exact_text(void **state)
                        "# HELP app_max Largest value.\n"
                        "# TYPE app_max gauge\n"
                        "app_max 18446744073709551615\n";
-    assert_int_equal(b.len, strlen(want));
-    assert_memory_equal(b.ptr, want, b.len);
-    assert_valid(b.ptr, b.len);
+    assert_text(&b, want);
     buf_reset(&b);
 }
 
@@ -68,9 +74,7 @@ static void test_label_values_escaped(void **state)
     const char *want = "# HELP x X.\n# TYPE x gauge\n"
                        "x{path=\"a\\\"b\\\\c\\nd\"} 1\n"
                        "x{path=\"\"} 2\n";
-    assert_int_equal(b.len, strlen(want));
-    assert_memory_equal(b.ptr, want, b.len);
-    assert_valid(b.ptr, b.len);
+    assert_text(&b, want);
     buf_reset(&b);
 }
 

@@ -368,6 +368,13 @@ static void record(struct world *w, const char *uuid, int64_t cents, int proc, i
     assert_int_equal(node_emit(&w->n, &ev, NULL), 0);
 }
 
+/* A pair node that has not caught up with its peer yet. */
+static void catching_up(struct world *w)
+{
+    w->n.peer = FAKE(struct peer);
+    fx.caught_up = false;
+}
+
 static void test_summary(void **state)
 {
     struct world *w = *state;
@@ -386,9 +393,7 @@ static void test_summary(void **state)
                        "\"fallback\":{\"totalRequests\":1,\"totalAmount\":0.05}}");
     call(w, HTTP_VERB_GET, "/payments-summary", "from=yesterday", NULL);
     assert_answer(400, "{\"error\":\"from and to must be ISO-8601 UTC timestamps\"}");
-    /* a pair node that has not caught up cannot answer */
-    w->n.peer = FAKE(struct peer);
-    fx.caught_up = false;
+    catching_up(w); /* cannot answer */
     call(w, HTTP_VERB_GET, "/payments-summary", NULL, NULL);
     assert_answer(503, "{\"error\":\"catching up with peer\"}");
     w->n.peer = NULL;
@@ -426,8 +431,7 @@ static void test_healthz(void **state)
     struct world *w = *state;
     call(w, HTTP_VERB_GET, "/healthz", NULL, NULL);
     assert_answer(200, "{\"status\":\"ok\",\"nodeId\":1,\"ready\":true}");
-    w->n.peer = FAKE(struct peer);
-    fx.caught_up = false;
+    catching_up(w);
     call(w, HTTP_VERB_GET, "/healthz", NULL, NULL);
     assert_answer(503, "{\"status\":\"catching-up\",\"nodeId\":1,\"ready\":false}");
     w->n.peer = NULL;
