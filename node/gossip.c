@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/log.h"
+#include "lib/container.h"
+#include "lib/log.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */
 #define GOSSIP_RXBUF 2048        /* larger than any valid datagram: bigger ones are truncated */

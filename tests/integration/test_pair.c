@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "node/json.h"
+#include "lib/json.h"
 #include "tclient.h"
 #include "topo.h"
 
