@@ -20,8 +20,8 @@
 
 #include <uv.h>
 
-#include "node/curl_uv.h"
-#include "node/httpc.h"
+#include "lib/curl_uv.h"
+#include "lib/httpc.h"
 
 /* ------------------------------------------------ in-process server thread */
 

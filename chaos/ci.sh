@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # One case of the ctest chaos suite (called by tests/scripts/test_chaos_*.sh):
 #   chaos/ci.sh NAME PORT_BASE CHECK -- RUN_SH_ARGS...
-# Runs chaos/run.sh RUN_SH_ARGS on ports PORT_BASE.. with a work directory of its
+# Runs chaos/run.sh RUN_SH_ARGS on ports PORT_BASE.. (CHAOS_PORT_BASE, when set,
+# takes its place: to run a case beside another topology) with a work directory of its
 # own, one chaos case at a time on this machine (flock on /tmp/paynode-chaos.lock,
 # so that parallel ctest jobs do not starve each other's nodes of CPU), then checks
 # that the run's verdict passed and that the jq expression CHECK holds on its
 # report (that the faults really happened: a case whose fault silently did
 # nothing must not pass). Exit 0 pass, 1 fail, 77 skipped (not root, a tool or a
 # binary missing). The work directory is kept when the case fails.
-# Env: SOURCE_DIR, BUILD_DIR (from ctest).
+# Env: SOURCE_DIR, BUILD_DIR (from ctest), CHAOS_PORT_BASE.
 set -euo pipefail
 
 NAME=$1
-PORT_BASE=$2
+PORT_BASE=${CHAOS_PORT_BASE:-$2}
 CHECK=$3
 shift 3
 [ "${1:-}" = -- ] && shift

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Shared helpers of the chaos runs (sourced by chaos/run.sh). The topology is
-# ops/run.sh's, started on a private port block and RUN_DIR; the load is
-# build/loadgen's; this file adds the faults (kill/restart, freeze, partition,
-# nginx restart, processor outage), the drain and the verdict.
+# ops/run.sh's, started on a private port block and RUN_DIR (a killed part comes
+# back through ops/run.sh restart); the load is build/loadgen's; this file adds
+# the faults (kill/restart, freeze, partition, nginx restart, processor outage),
+# the drain and the collection of the raw data that chaos/verdict.py judges.
 #
 # Faults that need the kernel (partition, processor outage) use nftables rules in a
 # table of their own (chaos_<pid>), matching only the given ports on 127.0.0.1, and
 # deleted on heal and on exit. Everything started here is ended by pid or process
 # group, never by name.
 #
-# Needs: bash, curl (>= 7.75, for --parallel and %{url_effective}), jq, nft, ss.
+# Needs: bash, curl (>= 7.75, for --parallel and %{url_effective}), jq, nft, ss,
+# python3 (standard library only: chaos/verdict.py).
 
 CHAOS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Debian's python3 first, as ops/run.sh does.
+CHAOS_PY=${PYTHON:-/usr/bin/python3}
+[ -x "$CHAOS_PY" ] || CHAOS_PY=python3
+# pid_alive, group_members
+# shellcheck source=ops/proc.sh
+. "$CHAOS_ROOT/ops/proc.sh"
 
 # ------------------------------------------------------------------- settings
 
@@ -29,7 +37,7 @@ chaos_ports()
 chaos_need_tools()
 {
     local t missing=()
-    for t in curl jq nft ss setsid timeout; do
+    for t in curl jq nft ss setsid timeout "$CHAOS_PY"; do
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -100,83 +108,27 @@ part_pid()
     cat "$RUN_DIR/pids/$1.pid" 2>/dev/null
 }
 
-# Saves what is needed to start part $1 again exactly as ops/run.sh did: its
-# environment, command line and cgroups (when run with --limits).
-part_capture()
+# part_running PART: its pid file names a live process.
+part_running()
 {
-    local part=$1 pid nginx_bin globals="daemon off;"
-    pid=$(part_pid "$part") || return 1
-    pid_alive "$pid" || return 1
-    if [ "$part" = nginx ]; then
-        # nginx overwrites its argv and environ ("nginx: master process ..."):
-        # rebuild the command as ops/run.sh starts it; it needs no environment.
-        printf 'PATH=%s\0' "$PATH" >"$CHAOS_WORK/$part.environ"
-        nginx_bin=$(sed -n 's/^NGINX_BIN=//p' "$RUN_DIR/topology.env")
-        nginx_bin=$(eval "printf '%s' $nginx_bin")
-        [ "$(id -u)" != 0 ] || globals="daemon off; user root;"
-        printf '%s\0' "$nginx_bin" -p "$RUN_DIR/nginx/" -e "$RUN_DIR/nginx/log/error.log" \
-            -c "$RUN_DIR/nginx/nginx.conf" -g "$globals" >"$CHAOS_WORK/$part.cmdline"
-    else
-        cat "/proc/$pid/environ" >"$CHAOS_WORK/$part.environ" || return 1
-        cat "/proc/$pid/cmdline" >"$CHAOS_WORK/$part.cmdline" || return 1
-    fi
-    awk -F: '$2 ~ /(^|,)(cpu|memory)(,|$)/ && $3 != "/" { print $2 ":" $3 }' "/proc/$pid/cgroup" \
-        >"$CHAOS_WORK/$part.cgroups"
+    local pid
+    pid=$(part_pid "$1") && [ -n "$pid" ] && pid_alive "$pid"
 }
 
-# Starts part $1 again from part_capture's files, in its own session, into the
-# same cgroups, appending to its log; updates its pid file (so ops/run.sh stop
-# stops it).
-part_respawn()
+# part_restart PART: starts PART again with ops/run.sh restart (its recorded
+# command line, environment and cgroups), without waiting for it to answer: the
+# fault measures that itself.
+part_restart()
 {
-    local part=$1 envv=() cmdv=() cg=()
-    mapfile -d '' envv <"$CHAOS_WORK/$part.environ"
-    mapfile -d '' cmdv <"$CHAOS_WORK/$part.cmdline"
-    mapfile -t cg <"$CHAOS_WORK/$part.cgroups"
-    (
-        local line ctl path c
-        for line in "${cg[@]}"; do
-            ctl=${line%%:*}
-            path=${line#*:}
-            for c in ${ctl//,/ }; do
-                if [ -w "/sys/fs/cgroup/$c$path/cgroup.procs" ]; then
-                    echo "$BASHPID" >"/sys/fs/cgroup/$c$path/cgroup.procs" 2>/dev/null || true
-                    break
-                fi
-            done
-        done
-        cd "$CHAOS_ROOT" || exit 1
-        exec setsid env -i "${envv[@]}" "${cmdv[@]}"
-    ) </dev/null >>"$RUN_DIR/logs/$part.log" 2>&1 &
-    echo "$!" >"$RUN_DIR/pids/$part.pid"
-    # Not this shell's job any more: no "Killed" notice when a later fault kills it.
-    disown "$!" 2>/dev/null || true
-}
-
-pid_alive()
-{
-    local rest
-    rest=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    rest=${rest##*) }
-    [ "${rest%% *}" != Z ]
+    topo restart --no-wait "$1" >>"$CHAOS_WORK/restart.log" 2>&1 || true
 }
 
 # Waits (bounded, $2 s) until no live process is in process group $1.
 wait_group_gone()
 {
-    local pgid=$1 deadline=$(($(now_ms) + ${2:-10} * 1000)) f rest st grp alive
+    local pgid=$1 deadline=$(($(now_ms) + ${2:-10} * 1000))
     while [ "$(now_ms)" -lt "$deadline" ]; do
-        alive=0
-        for f in /proc/[0-9]*/stat; do
-            rest=$(cat "$f" 2>/dev/null) || continue
-            rest=${rest##*) }
-            read -r st _ grp _ <<<"$rest"
-            if [ "$grp" = "$pgid" ] && [ "$st" != Z ]; then
-                alive=1
-                break
-            fi
-        done
-        [ "$alive" = 1 ] || return 0
+        [ -n "$(group_members "$pgid")" ] || return 0
         sleep 0.05
     done
     return 1
@@ -249,16 +201,16 @@ fault_kill()
 {
     local n pid pause=${2:-3} ready
     n=$(resolve_node "$1")
-    pid=$(part_pid "node$n") || true
-    if ! part_capture "node$n"; then
+    if ! part_running "node$n"; then
         chaos_event fault-error what="kill node$n: not running"
         return 0
     fi
+    pid=$(part_pid "node$n")
     kill -KILL "$pid" 2>/dev/null || true
     chaos_event kill node="node$n" pid="$pid" spec="$1"
     wait_group_gone "$pid" 5 || true
     sleep "$pause"
-    part_respawn "node$n"
+    part_restart "node$n"
     chaos_event restart node="node$n" pid="$(part_pid "node$n")"
     ready=$(wait_node_ready "$n" 30) || true
     chaos_event ready node="node$n" afterMs="$ready"
@@ -325,35 +277,32 @@ partition_heal()
     nft delete table inet "$(nft_table partition)" 2>/dev/null || true
 }
 
-# Both nodes' summaries and both simulators' for the window [-, TO_ISO] (all time
-# without an argument): prints "n1d n1dc n1f n1fc | n2... | sims..." as one line of
-# counts and cents, or an empty field set on a failed request.
-summaries_line()
+# summaries_fetch DIR [TO_ISO]: both nodes' summaries and both simulators' for the
+# window [-, TO_ISO] (all time without it), as they answered, into
+# DIR/{node1,node2,default,fallback}.json (empty on a failed request).
+summaries_fetch()
 {
-    local to=${1:-} q="" n j s d f
+    local dir=$1 to=${2:-} q="" n s p
+    mkdir -p "$dir"
     [ -z "$to" ] || q="?from=2000-01-01T00:00:00.000Z&to=$to"
     for n in 1 2; do
-        j=$(node_get "$n" "/payments-summary$q")
-        jq -r '"\(.default.totalRequests) \(.default.totalAmount * 100 | round) \(.fallback.totalRequests) \(.fallback.totalAmount * 100 | round)"' \
-            <<<"$j" 2>/dev/null || echo "x x x x"
-        printf '| '
-    done | tr '\n' ' '
-    for s in "$PROCSIM_DEFAULT_PORT" "$PROCSIM_FALLBACK_PORT"; do
-        j=$(curl -s --max-time 2 -H "X-Rinha-Token: ${PROCSIM_TOKEN:-123}" \
-            "http://127.0.0.1:$s/admin/payments-summary$q" 2>/dev/null || true)
-        jq -r '"\(.totalRequests) \(.totalAmount * 100 | round)"' <<<"$j" 2>/dev/null || echo "x x"
-    done | tr '\n' ' '
-    echo
+        node_get "$n" "/payments-summary$q" >"$dir/node$n.json"
+    done
+    for s in default fallback; do
+        if [ "$s" = default ]; then p=$PROCSIM_DEFAULT_PORT; else p=$PROCSIM_FALLBACK_PORT; fi
+        curl -s --max-time 2 -H "X-Rinha-Token: ${PROCSIM_TOKEN:-123}" \
+            "http://127.0.0.1:$p/admin/payments-summary$q" >"$dir/$s.json" 2>/dev/null || true
+    done
 }
 
-# "a b c d | e f g h | i j k l" -> equal when the three groups are equal.
-summaries_agree()
+# summaries_line [TO_ISO]: fetches the four summaries and prints verdict.py's
+# line of counts and cents ("node1 | node2 | processors", x where unknown);
+# status 0 when both nodes' equal the simulators'.
+summaries_line()
 {
-    local a b c
-    a=$(cut -d'|' -f1 <<<"$1" | xargs)
-    b=$(cut -d'|' -f2 <<<"$1" | xargs)
-    c=$(cut -d'|' -f3 <<<"$1" | xargs)
-    [[ $a != *x* ]] && [ "$a" = "$b" ] && [ "$a" = "$c" ]
+    local dir=$CHAOS_WORK/summaries.$$
+    summaries_fetch "$dir" "${1:-}"
+    "$CHAOS_PY" "$CHAOS_ROOT/chaos/verdict.py" summaries "$dir"
 }
 
 # After a heal at HEAL_MS: ms until both nodes and both simulators agree on the
@@ -365,8 +314,7 @@ measure_convergence()
     to=$(iso_ms "$heal_ms")
     deadline=$((heal_ms + ${CONVERGE_WAIT_S:-30} * 1000))
     while [ "$(now_ms)" -lt "$deadline" ]; do
-        line=$(summaries_line "$to")
-        if summaries_agree "$line"; then
+        if line=$(summaries_line "$to"); then
             if [ "$line" = "$prev" ] && [ "$first" -ge 0 ]; then
                 echo "$first"
                 return 0
@@ -405,11 +353,11 @@ fault_partition()
 fault_nginx()
 {
     local pid mode=${1:-graceful}
-    pid=$(part_pid nginx) || true
-    if ! part_capture nginx; then
+    if ! part_running nginx; then
         chaos_event fault-error what="nginx: not running"
         return 0
     fi
+    pid=$(part_pid nginx)
     if [ "$mode" = hard ]; then
         kill -KILL -- "-$pid" 2>/dev/null || true
     else
@@ -420,8 +368,7 @@ fault_nginx()
         kill -KILL -- "-$pid" 2>/dev/null || true
         wait_group_gone "$pid" 5 || true
     fi
-    rm -f "$RUN_DIR/nginx/nginx.pid"
-    part_respawn nginx
+    part_restart nginx
     chaos_event nginx-start pid="$(part_pid nginx)"
     local t0 code="" deadline
     t0=$(now_ms)
@@ -548,13 +495,16 @@ processors_heal()
 # timeout) and leaves the last line in $CHAOS_WORK/summaries.final.
 drain()
 {
-    local t0 deadline line prev=""
+    local t0 deadline line prev="" agree
     t0=$(now_ms)
     deadline=$((t0 + ${DRAIN_TIMEOUT:-60} * 1000))
     while [ "$(now_ms)" -lt "$deadline" ]; do
-        line=$(summaries_line)
+        agree=0
+        if line=$(summaries_line); then
+            agree=1
+        fi
         echo "$line" >"$CHAOS_WORK/summaries.final"
-        if summaries_agree "$line" && [ "$line" = "$prev" ]; then
+        if [ "$agree" = 1 ] && [ "$line" = "$prev" ]; then
             echo $(($(now_ms) - t0))
             return 0
         fi
@@ -565,11 +515,11 @@ drain()
     return 1
 }
 
-# ------------------------------------------------------------------- verdict
+# ------------------------------------------------------- raw data for the verdict
 
 # Looks every accepted correlationId up at both simulators (GET /payments/{id},
-# 200 = recorded, 404 = not), in parallel over keep-alive; writes
-# $CHAOS_WORK/lookup.txt as "<default code> <fallback code> <id>" per id.
+# 200 = recorded, 404 = not), in parallel over keep-alive; writes curl's
+# "<code> <url>" per request to $CHAOS_WORK/lookup.raw (chaos/verdict.py reads it).
 lookup_ids()
 {
     local acc=$1 p
@@ -578,9 +528,4 @@ lookup_ids()
     done >"$CHAOS_WORK/lookup.cfg"
     curl -s --no-progress-meter -Z --parallel-max 32 --max-time 10 -K "$CHAOS_WORK/lookup.cfg" \
         -w '%{http_code} %{url_effective}\n' >"$CHAOS_WORK/lookup.raw" 2>/dev/null || true
-    awk -v dp=":$PROCSIM_DEFAULT_PORT/" '
-        { n = split($2, a, "/"); id = a[n]; if (index($2, dp)) d[id] = $1; else f[id] = $1 }
-        END { for (id in d) print d[id], (id in f ? f[id] : "000"), id
-              for (id in f) if (!(id in d)) print "000", f[id], id }' "$CHAOS_WORK/lookup.raw" \
-        >"$CHAOS_WORK/lookup.txt"
 }

@@ -35,10 +35,11 @@
 #                    node: see chaos/README.md)
 # Environment: BUILD_DIR (default build), DRAIN_TIMEOUT (60 s), CONVERGE_LIMIT_MS
 #   (2000: the partition guarantee), AUDIT_INTERVAL_S (2).
-# Exit: 0 when lost = double = phantom = 0, no audit mismatch outside the allowed
-#   partition windows, both nodes' summaries equal the simulators' at the end, and
-#   every partition converged within CONVERGE_LIMIT_MS; 1 otherwise; 2 on a usage
-#   or set-up error; 77 when a needed tool or binary is missing.
+# Exit (chaos/verdict.py's): 0 when lost = double = phantom = 0, no audit mismatch
+#   outside the allowed partition windows, both nodes' summaries equal the
+#   simulators' at the end, and every partition converged within
+#   CONVERGE_LIMIT_MS; 1 otherwise; 2 on a usage or set-up error; 77 when a needed
+#   tool or binary is missing.
 set -euo pipefail
 
 # shellcheck source=chaos/lib.sh
@@ -239,9 +240,6 @@ if ! topo "${limits[@]}" start >"$WORK/start.log" 2>&1; then
     cat "$WORK/start.log" >&2
     exit 2
 fi
-for p in node1 node2 nginx; do
-    part_capture "$p"
-done
 
 lg_args=(--target "http://127.0.0.1:$NGINX_PORT"
     --default-url "http://127.0.0.1:$PROCSIM_DEFAULT_PORT"
@@ -282,126 +280,24 @@ drain_ms=$(drain) || true
 chaos_event drained afterMs="$drain_ms"
 
 # ------------------------------------------------------------------ verdict
+# The raw data (accepted ids, per-id lookups at both simulators, the final
+# summaries, the timeline, loadgen's report) into WORK; chaos/verdict.py decides,
+# writes the report, prints the verdict and gives the exit status.
 touch "$WORK/accepted.txt"
 sort -u "$WORK/accepted.txt" >"$WORK/accepted.sorted"
 lookup_ids "$WORK/accepted.sorted"
-awk '$1 != 200 && $2 != 200 { print $3 }' "$WORK/lookup.txt" | sort >"$WORK/lost.txt"
-awk '$1 == 200 && $2 == 200 { print $3 }' "$WORK/lookup.txt" | sort >"$WORK/double.txt"
-awk '($1 != 200 && $1 != 404) || ($2 != 200 && $2 != 404) { print }' "$WORK/lookup.txt" >"$WORK/lookup_errors.txt"
-accepted=$(wc -l <"$WORK/accepted.sorted")
-looked=$(wc -l <"$WORK/lookup.txt")
-rec_d=$(awk '$1 == 200' "$WORK/lookup.txt" | wc -l)
-rec_f=$(awk '$2 == 200' "$WORK/lookup.txt" | wc -l)
-lost=$(wc -l <"$WORK/lost.txt")
-double=$(wc -l <"$WORK/double.txt")
-lookup_errors=$(wc -l <"$WORK/lookup_errors.txt")
-
-final=$(summaries_line)
+summaries_fetch "$WORK/summaries"
 for n in 1 2; do
     node_get "$n" /metrics >"$WORK/node$n.metrics"
 done
-echo "$final" >"$WORK/summaries.final"
-read -r n1dc n1dm n1fc n1fm _ n2dc n2dm n2fc n2fm _ sdc sdm sfc sfm <<<"$final"
-phantom=-1
-if [[ $sdc =~ ^[0-9]+$ ]] && [[ $sfc =~ ^[0-9]+$ ]]; then
-    phantom=$(((sdc - rec_d) + (sfc - rec_f)))
-fi
+"$CHAOS_PY" "$CHAOS_ROOT/chaos/verdict.py" summaries "$WORK/summaries" >"$WORK/summaries.final" || true
 
-# Audit mismatches; those inside a partition window (from the cut to the heal plus
-# the measured convergence plus 1 s, loadgen's clock starting a little after ours)
-# are allowed, and reported apart.
-jq -s '[.[] | select(.kind == "partition" or .kind == "converged")]' "$WORK/events.jsonl" >"$WORK/partitions.json"
-windows=$(jq -c '
-    ([.[] | select(.kind == "converged") | .afterMs]) as $c
-    | [.[] | select(.kind == "partition")] | to_entries
-    | map(.value as $p | ($c[.key] // -1) as $ms
-          | {from: ($p.t - 1), heal: ($p.t + $p.secs),
-             to: ($p.t + $p.secs + (if $ms < 0 then 30000 else $ms end) / 1000 + 1)})' "$WORK/partitions.json")
-if [ -s "$WORK/loadgen.json" ]; then
-    read -r audits_total audit_mismatch audit_allowed audit_errors < <(jq -r --argjson w "$windows" '
-        [ .audits[] | select(.ok) ] as $ok
-        | ($ok | map(select(. as $a | any($w[]; $a.atS >= .from and $a.atS <= .to)))) as $in
-        | "\(.audits | length) \(($ok | map(.inconsistencies) | add // 0) - ($in | map(.inconsistencies) | add // 0)) \($in | map(.inconsistencies) | add // 0) \(.auditErrors)"
-        ' "$WORK/loadgen.json")
-else
-    audits_total=0 audit_mismatch=-1 audit_allowed=0 audit_errors=0
-fi
-node1_ok=false
-node2_ok=false
-[ "$n1dc $n1dm $n1fc $n1fm" != "$sdc $sdm $sfc $sfm" ] || node1_ok=true
-[ "$n2dc $n2dm $n2fc $n2fm" != "$sdc $sdm $sfc $sfm" ] || node2_ok=true
-slow_conv=$(jq -r --argjson lim "$CONVERGE_LIMIT_MS" '[.[] | select(.kind == "converged") | select(.afterMs < 0 or .afterMs > $lim)] | length' "$WORK/partitions.json")
-
-violations=()
-[ "$lg_rc" = 0 ] || violations+=("loadgen exited with $lg_rc")
-[ "$lost" = 0 ] || violations+=("lost: $lost accepted payments recorded by no processor")
-[ "$double" = 0 ] || violations+=("double: $double payments recorded by both processors")
-[ "$phantom" = 0 ] || violations+=("phantom: $phantom records without a 2xx")
-[ "$audit_mismatch" = 0 ] || [ "$LENIENT_AUDITS" = 1 ] || violations+=("audit mismatches: $audit_mismatch")
-[ "$lookup_errors" = 0 ] || violations+=("lookups that got neither 200 nor 404: $lookup_errors")
-[ "$looked" = "$accepted" ] || violations+=("looked up $looked of $accepted accepted ids")
-[ "$node1_ok" = true ] || violations+=("node1 summary differs from the processors' at the end")
-[ "$node2_ok" = true ] || violations+=("node2 summary differs from the processors' at the end")
-[ "$slow_conv" = 0 ] || violations+=("partition: summaries did not converge within ${CONVERGE_LIMIT_MS} ms of the heal")
-[ "$drain_ms" != -1 ] || violations+=("queue not drained within ${DRAIN_TIMEOUT:-60} s")
-
-ok=true
-[ ${#violations[@]} -eq 0 ] || ok=false
-summ()
-{
-    jq -n --argjson a "$1" --argjson b "$2" --argjson c "$3" --argjson d "$4" \
-        '{default: {totalRequests: $a, cents: $b}, fallback: {totalRequests: $c, cents: $d}}' 2>/dev/null || echo null
-}
-lg_summary=null
-[ ! -s "$WORK/loadgen.json" ] || lg_summary=$(jq -c '{accepted, requests, auditErrors, inconsistencies, stages, score}' "$WORK/loadgen.json")
-jq -n \
-    --arg scenario "$SCENARIO" --argjson seed "$SEED" --argjson duration "$DURATION" \
-    --argjson users "$USERS" --argjson limits "$([ ${#limits[@]} -gt 0 ] && echo true || echo false)" \
-    --arg work "$WORK" --argjson ok "$ok" \
-    --slurpfile events "$WORK/events.jsonl" \
-    --argjson accepted "$accepted" --argjson lost "$lost" --argjson double "$double" \
-    --argjson phantom "$phantom" --argjson recd "$rec_d" --argjson recf "$rec_f" \
-    --argjson amis "$audit_mismatch" --argjson aallowed "$audit_allowed" \
-    --argjson aerr "$audit_errors" --argjson atotal "$audits_total" \
-    --argjson lookuperr "$lookup_errors" --argjson drain "$drain_ms" \
-    --argjson windows "$windows" --argjson convlimit "$CONVERGE_LIMIT_MS" \
-    --argjson lenient "$([ "$LENIENT_AUDITS" = 1 ] && echo true || echo false)" \
-    --argjson sims "$(summ "$sdc" "$sdm" "$sfc" "$sfm")" \
-    --argjson node1 "$(summ "$n1dc" "$n1dm" "$n1fc" "$n1fm")" \
-    --argjson node2 "$(summ "$n2dc" "$n2dm" "$n2fc" "$n2fm")" \
-    --argjson n1ok "$node1_ok" --argjson n2ok "$node2_ok" \
-    --argjson loadgen "$lg_summary" \
-    --rawfile lostids <(head -n 50 "$WORK/lost.txt") \
-    --rawfile doubleids <(head -n 50 "$WORK/double.txt") \
-    --arg violations "$(printf '%s\n' ${violations[@]+"${violations[@]}"})" \
-    '{scenario: $scenario, seed: $seed, durationS: $duration, users: $users, limits: $limits,
-      work: $work, ok: $ok,
-      violations: ($violations | split("\n") | map(select(length > 0))),
-      verdict: {accepted: $accepted, recordedDefault: $recd, recordedFallback: $recf,
-                lost: $lost, double: $double, phantom: $phantom,
-                phantomFormula: "phantom = (default totalRequests - accepted ids recorded by default) + (fallback totalRequests - accepted ids recorded by fallback); each simulator holds an id at most once (a repeat is 422), so this counts every record whose id never got a 2xx",
-                lookupErrors: $lookuperr,
-                audits: {count: $atotal, mismatches: $amis, allowedInPartitionWindows: $aallowed,
-                         errors: $aerr, partitionWindowsS: $windows, lenient: $lenient},
-                partitionConvergeLimitMs: $convlimit,
-                summaries: {processors: $sims, node1: $node1, node2: $node2,
-                            node1MatchesProcessors: $n1ok, node2MatchesProcessors: $n2ok},
-                drainMs: $drain,
-                lostIds: ($lostids | split("\n") | map(select(length > 0))),
-                doubleIds: ($doubleids | split("\n") | map(select(length > 0)))},
-      timeline: $events, loadgen: $loadgen}' >"$REPORT"
-
-echo "chaos: $SCENARIO: accepted $accepted, lost $lost, double $double, phantom $phantom," \
-    "audit mismatches $audit_mismatch (+$audit_allowed allowed in partition windows, $audit_errors audit errors)"
-echo "chaos: summaries at the end: processors d=$sdc/$sdm f=$sfc/$sfm;" \
-    "node1 $([ "$node1_ok" = true ] && echo equal || echo "d=$n1dc/$n1dm f=$n1fc/$n1fm DIFFERENT")," \
-    "node2 $([ "$node2_ok" = true ] && echo equal || echo "d=$n2dc/$n2dm f=$n2fc/$n2fm DIFFERENT"); drained in ${drain_ms} ms"
-[ ! -s "$WORK/loadgen.json" ] || jq -r '.requests.payments | "chaos: client: \(.sent) payments sent, \(.ok) got a 2xx, \(.failed) failed (\(.errors | to_entries | map(select(.value > 0) | "\(.key) \(.value)") | join(", "))), p99 \(.latencyMs.p99) ms"' "$WORK/loadgen.json"
-jq -r '.[] | select(.kind == "converged") | "chaos: partition healed, converged after \(.afterMs) ms"' "$WORK/partitions.json"
-if [ "$ok" = true ]; then
-    echo "chaos: PASS ($REPORT)"
-    exit 0
-fi
-printf 'chaos: VIOLATION: %s\n' "${violations[@]}"
-echo "chaos: FAIL ($REPORT; logs in $RUN_DIR/logs)"
-exit 1
+verdict_args=(--work "$WORK" --report "$REPORT" --run-dir "$RUN_DIR"
+    --scenario "$SCENARIO" --seed "$SEED" --duration "$DURATION" --users "$USERS"
+    --loadgen-rc "$lg_rc" --drain-ms "$drain_ms" --drain-timeout-s "${DRAIN_TIMEOUT:-60}"
+    --converge-limit-ms "$CONVERGE_LIMIT_MS" --default-port "$PROCSIM_DEFAULT_PORT")
+[ ${#limits[@]} -eq 0 ] || verdict_args+=(--limits)
+[ "$LENIENT_AUDITS" != 1 ] || verdict_args+=(--lenient-audits)
+rc=0
+"$CHAOS_PY" "$CHAOS_ROOT/chaos/verdict.py" report "${verdict_args[@]}" || rc=$?
+exit "$rc"

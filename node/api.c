@@ -1,22 +1,25 @@
-/* Routes of the node's HTTP API: POST /payments, GET /payments-summary,
- * POST /purge-payments, GET /healthz, GET /metrics. Validates input, turns it
- * into ledger events through node_emit() and answers. No routing policy and no
- * processor I/O here: accepted payments go to dispatch. */
+/* Routes of the node's HTTP API (see api.h). Handlers read and change the
+ * node through its modules (ledger, dispatch, peer) and node_emit(); the
+ * /metrics text is written with lib/metrics into the api's own buffer. */
+#include "node/api.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/money.h"
+#include "lib/uuid.h"
 #include "node/dispatch.h"
-#include "node/http.h"
-#include "node/json.h"
-#include "node/log.h"
-#include "node/money.h"
+#include "node/health.h"
 #include "node/node.h"
 #include "node/peer.h"
-#include "node/health.h"
-#include "node/uuid.h"
 
 #define ACCEPTED_BODY "{\"status\":\"accepted\"}"
 
@@ -193,70 +196,128 @@ static void get_healthz(struct node *n, struct http_exchange *x)
     http_reply_json(x, ok ? 200 : 503, body);
 }
 
-#define METRICS_CAP 8192
+#define API_PEER_METRICS_MIN 4096 /* room offered to peer_metrics() at first */
 
-static void api_metrics(struct node *n, struct http_exchange *x)
+static void ctr(struct metrics *m, const char *name, const char *help, const char *const *labels,
+                uint64_t v)
 {
-    static char buf[METRICS_CAP];
-    size_t len = 0;
+    metrics_u64(m, name, help, METRICS_COUNTER, labels, v);
+}
+
+static void gauge(struct metrics *m, const char *name, const char *help, const char *const *labels,
+                  uint64_t v)
+{
+    metrics_u64(m, name, help, METRICS_GAUGE, labels, v);
+}
+
+/* The replication lines come from peer_metrics() as text, after ours. */
+static int peer_text(const struct peer *p, struct buf *b)
+{
+    for (size_t room = API_PEER_METRICS_MIN;; room *= 2) {
+        int rv = buf_reserve(b, room);
+        if (rv != 0)
+            return rv;
+        size_t avail = b->cap - b->len;
+        size_t n = peer_metrics(p, b->ptr + b->len, avail);
+        if (n < avail) { /* not cut short */
+            buf_commit(b, n);
+            return 0;
+        }
+    }
+}
+
+static void api_metrics(struct api *a, struct http_exchange *x)
+{
+    struct node *n = a->node;
+    struct buf *b = &a->metrics;
+    struct metrics m;
     struct dispatch_stats d;
     dispatch_get_stats(n->dispatch, &d);
     const struct node_counters *c = &n->counters;
     static const char *const proc[LEDGER_NPROC] = {"default", "fallback"};
-    int w = snprintf(buf, sizeof(buf),
-                     "# TYPE paynode_http_requests_total counter\n"
-                     "paynode_http_requests_total %" PRIu64 "\n"
-                     "paynode_payments_total{result=\"accepted\"} %" PRIu64 "\n"
-                     "paynode_payments_total{result=\"duplicate\"} %" PRIu64 "\n"
-                     "paynode_payments_total{result=\"conflict\"} %" PRIu64 "\n"
-                     "paynode_payments_total{result=\"invalid\"} %" PRIu64 "\n"
-                     "paynode_payments_total{result=\"refused\"} %" PRIu64 "\n"
-                     "paynode_summaries_total %" PRIu64 "\n"
-                     "paynode_purges_total %" PRIu64 "\n"
-                     "paynode_event_errors_total %" PRIu64 "\n"
-                     "paynode_ledger_payments %zu\n"
-                     "paynode_ledger_capacity %zu\n"
-                     "paynode_ledger_state{state=\"accepted\"} %zu\n"
-                     "paynode_ledger_state{state=\"sending\"} %zu\n"
-                     "paynode_ledger_state{state=\"recorded\"} %zu\n"
-                     "paynode_dispatch_queued %" PRIu64 "\n"
-                     "paynode_dispatch_pinned %" PRIu64 "\n"
-                     "paynode_dispatch_parked_total %" PRIu64 "\n"
-                     "paynode_dispatch_conflicts_total %" PRIu64 "\n"
-                     "paynode_dispatch_held_ms_total %" PRIu64 "\n"
-                     "paynode_health_checker %d\n",
-                     c->http_requests, c->payments_accepted, c->payments_duplicate,
-                     c->payments_conflict, c->payments_invalid, c->payments_refused, c->summaries,
-                     c->purges, c->event_errors, ledger_size(n->ledger), ledger_capacity(n->ledger),
-                     ledger_count_state(n->ledger, LEDGER_ACCEPTED),
-                     ledger_count_state(n->ledger, LEDGER_SENDING),
-                     ledger_count_state(n->ledger, LEDGER_RECORDED), d.queued, d.pinned, d.parked,
-                     d.conflicts, d.held_ms, health_is_checker(n->health));
-    len = w > 0 ? (size_t)w : 0;
-    for (int p = 0; p < LEDGER_NPROC && len < sizeof(buf); p++) {
-        w = snprintf(buf + len, sizeof(buf) - len,
-                     "paynode_dispatch_in_flight{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_sent_total{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_retries_total{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_recorded_total{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_failed_total{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_unknown_total{processor=\"%s\"} %" PRIu64 "\n"
-                     "paynode_dispatch_confirms_total{processor=\"%s\"} %" PRIu64 "\n",
-                     proc[p], d.in_flight[p], proc[p], d.sent[p], proc[p], d.retries[p], proc[p],
-                     d.recorded[p], proc[p], d.failed[p], proc[p], d.unknown[p], proc[p],
-                     d.confirms[p]);
-        len += w > 0 ? (size_t)w : 0;
+    static const char *const state[] = {"accepted", "sending", "recorded"};
+    static const enum ledger_state states[] = {LEDGER_ACCEPTED, LEDGER_SENDING, LEDGER_RECORDED};
+    const struct {
+        const char *result;
+        uint64_t v;
+    } results[] = {{"accepted", c->payments_accepted},
+                   {"duplicate", c->payments_duplicate},
+                   {"conflict", c->payments_conflict},
+                   {"invalid", c->payments_invalid},
+                   {"refused", c->payments_refused}};
+
+    buf_reset(b);
+    metrics_init(&m, b);
+    ctr(&m, "paynode_http_requests_total", "HTTP requests handled by the API.", NULL,
+        c->http_requests);
+    for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+        ctr(&m, "paynode_payments_total", "POST /payments by result.",
+            (const char *[]){"result", results[i].result, NULL}, results[i].v);
+    ctr(&m, "paynode_summaries_total", "Summaries answered.", NULL, c->summaries);
+    ctr(&m, "paynode_purges_total", "Purges made by this node.", NULL, c->purges);
+    ctr(&m, "paynode_event_errors_total", "Own events the ledger refused (bugs).", NULL,
+        c->event_errors);
+    gauge(&m, "paynode_ledger_payments", "Payments in the ledger.", NULL, ledger_size(n->ledger));
+    gauge(&m, "paynode_ledger_capacity", "Payments the ledger can hold.", NULL,
+          ledger_capacity(n->ledger));
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        gauge(&m, "paynode_ledger_state", "Ledger payments by state.",
+              (const char *[]){"state", state[i], NULL}, ledger_count_state(n->ledger, states[i]));
+    gauge(&m, "paynode_dispatch_queued", "Payments waiting in the dispatch queue.", NULL, d.queued);
+    gauge(&m, "paynode_dispatch_pinned", "Payments waiting with an unknown fate.", NULL, d.pinned);
+    ctr(&m, "paynode_dispatch_parked_total", "Payments given up after bad statuses.", NULL,
+        d.parked);
+    ctr(&m, "paynode_dispatch_conflicts_total", "RECORDED refused: recorded by the other.", NULL,
+        d.conflicts);
+    ctr(&m, "paynode_dispatch_held_ms_total", "Milliseconds spent holding all payments.", NULL,
+        d.held_ms);
+    gauge(&m, "paynode_health_checker", "1 if this node polls the processors' health.", NULL,
+          health_is_checker(n->health) ? 1 : 0);
+    const struct {
+        const char *name, *help;
+        bool counter;
+        const uint64_t *v; /* per processor */
+    } per_proc[] = {
+        {"paynode_dispatch_in_flight", "Attempts in flight.", false, d.in_flight},
+        {"paynode_dispatch_sent_total", "POST attempts started.", true, d.sent},
+        {"paynode_dispatch_retries_total", "Re-tries of pinned payments.", true, d.retries},
+        {"paynode_dispatch_recorded_total", "RECORDED events emitted.", true, d.recorded},
+        {"paynode_dispatch_failed_total", "FAILED events emitted.", true, d.failed},
+        {"paynode_dispatch_unknown_total", "Attempts whose fate became unknown.", true, d.unknown},
+        {"paynode_dispatch_confirms_total", "GET /payments/{id} sent.", true, d.confirms},
+    };
+    for (size_t i = 0; i < sizeof(per_proc) / sizeof(per_proc[0]); i++)
+        for (int p = 0; p < LEDGER_NPROC; p++)
+            metrics_u64(&m, per_proc[i].name, per_proc[i].help,
+                        per_proc[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
+                        (const char *[]){"processor", proc[p], NULL}, per_proc[i].v[p]);
+    int rv = metrics_error(&m);
+    if (rv == 0 && n->peer)
+        rv = peer_text(n->peer, b);
+    if (rv != 0) {
+        http_reply_error(x, 500, "out of memory");
+        return;
     }
-    if (n->peer && len < sizeof(buf))
-        len += peer_metrics(n->peer, buf + len, sizeof(buf) - len);
-    if (len > sizeof(buf))
-        len = sizeof(buf);
-    http_reply(x, 200, "Content-Type: text/plain; version=0.0.4\r\n", buf, len);
+    http_reply(x, 200, "Content-Type: " METRICS_CONTENT_TYPE "\r\n", b->ptr, b->len);
+}
+
+void api_init(struct api *a, struct node *n)
+{
+    a->magic = API_MAGIC;
+    a->node = n;
+    buf_init(&a->metrics, a->metrics_fixed, sizeof(a->metrics_fixed));
+}
+
+void api_release(struct api *a)
+{
+    buf_reset(&a->metrics);
 }
 
 void api_handle(struct http_exchange *x, const struct http_request *req, void *arg)
 {
-    struct node *n = arg;
+    struct api *a = arg;
+    assert(a->magic == API_MAGIC);
+    struct node *n = a->node;
     bool post = req->verb == HTTP_VERB_POST, get = req->verb == HTTP_VERB_GET;
     n->counters.http_requests++;
 
@@ -282,7 +343,7 @@ void api_handle(struct http_exchange *x, const struct http_request *req, void *a
             http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
     } else if (slice_eq(req->path, "/metrics")) {
         if (get)
-            api_metrics(n, x);
+            api_metrics(a, x);
         else
             http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
     } else {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node/log.h"
+#include "lib/log.h"
 
 #define CONFIG_URL_MAX 256
 #define CONFIG_PATH_MAX 108 /* sun_path */

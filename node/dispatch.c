@@ -4,8 +4,10 @@
  * fate, or waiting for the peer's ack of its SENDING), and the state machine
  * of attempts on top of httpc. The routing decisions come from health.c; this
  * file only applies them and keeps the per-payment guarantees listed in
- * dispatch.h. No allocation after dispatch_new(). docs/ROUTING.md explains
- * the rules, "In a pair" the pair-mode ones. */
+ * dispatch.h. No allocation after dispatch_new(). The request and answer
+ * bodies are node/processor's; what dispatch sees of the processors it tells
+ * health through health_observe() and friends. docs/ROUTING.md explains the
+ * rules, "In a pair" the pair-mode ones. */
 #include "node/dispatch.h"
 
 #include <assert.h>
@@ -16,25 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/clock.h"
+#include "lib/container.h"
+#include "lib/clock.h"
 #include "node/health.h"
-#include "node/httpc.h"
-#include "node/json.h"
-#include "node/log.h"
-#include "node/money.h"
-#include "node/uuid.h"
+#include "lib/httpc.h"
+#include "lib/log.h"
+#include "lib/uuid.h"
+#include "node/processor.h"
 
 #define DISPATCH_MAGIC 0x44535043u /* "DSPC" */
 #define JOB_MAGIC 0x4a4f4253u      /* "JOBS" */
 #define DISPATCH_URL_MAX 320
-#define DISPATCH_BODY_MAX 160
 /* The first GET after an unknown fate waits at least this long after the
  * attempt was sent (the processor cannot have finished it sooner). */
 #define DISPATCH_FIRST_GET_MIN_MS 5
 
 static const char *const proc_name[LEDGER_NPROC] = {"default", "fallback"};
-static const char *const json_headers[] = {"Content-Type: application/json", NULL};
 
 enum job_op {
     JOB_FREE = 0, /* in the free list */
@@ -96,7 +95,7 @@ struct dispatch {
     void *emit_arg;
     struct dispatch_config cfg;
     char post_url[LEDGER_NPROC][DISPATCH_URL_MAX];
-    char base_url[LEDGER_NPROC][DISPATCH_URL_MAX];
+    char base_url[LEDGER_NPROC][DISPATCH_URL_MAX]; /* as configured (no trailing slash) */
 
     /* q.count + tq.count + jobs_out <= queue_capacity */
     struct ring q;  /* accepted payments, FIFO; requeues at the front */
@@ -309,11 +308,9 @@ static bool ours(const struct dispatch *d, const struct payment *p)
 
 static void sync_health(struct dispatch *d)
 {
-    struct health_view *v = health_view_of(d->health);
-    for (int p = 0; p < LEDGER_NPROC; p++) {
-        v->proc[p].in_flight = d->inflight[p].n;
-        v->proc[p].oldest_sent_ms = d->inflight[p].head ? d->inflight[p].head->sent_ms : 0;
-    }
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        health_set_in_flight(d->health, p, d->inflight[p].n,
+                             d->inflight[p].head ? d->inflight[p].head->sent_ms : 0);
 }
 
 /* ---------------- lifecycle ---------------- */
@@ -328,10 +325,12 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct dispatch_config *cfg
     if (cfg->queue_capacity < 2 || (cfg->queue_capacity & (cfg->queue_capacity - 1)) != 0 ||
         cfg->queue_capacity > (1u << 30) || !ledger || !health || !httpc || !emit)
         return NULL;
+    static const uint8_t any_id[16];
+    char url[DISPATCH_URL_MAX];
     for (int p = 0; p < LEDGER_NPROC; p++) {
-        if (!cfg->url[p] || !cfg->url[p][0] ||
-            strlen(cfg->url[p]) + sizeof("/payments/") + UUID_TEXT_LEN > DISPATCH_URL_MAX ||
-            cfg->max_in_flight[p] == 0)
+        /* the longest URL dispatch builds must fit */
+        if (!cfg->url[p] || !cfg->url[p][0] || cfg->max_in_flight[p] == 0 ||
+            processor_url(url, sizeof(url), cfg->url[p], PROCESSOR_URL_PAYMENT, any_id) < 0)
             return NULL;
     }
     struct dispatch *d = calloc(1, sizeof(*d));
@@ -346,8 +345,11 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct dispatch_config *cfg
     d->emit_arg = emit_arg;
     d->cfg = *cfg;
     for (int p = 0; p < LEDGER_NPROC; p++) {
-        snprintf(d->post_url[p], DISPATCH_URL_MAX, "%s/payments", cfg->url[p]);
-        snprintf(d->base_url[p], DISPATCH_URL_MAX, "%s/payments/", cfg->url[p]);
+        int rv = processor_url(d->post_url[p], DISPATCH_URL_MAX, cfg->url[p],
+                               PROCESSOR_URL_PAYMENTS, NULL);
+        assert(rv > 0); /* shorter than the PAYMENT URL checked above */
+        (void)rv;
+        snprintf(d->base_url[p], DISPATCH_URL_MAX, "%s", cfg->url[p]);
         d->cfg.url[p] = NULL; /* not kept: the copies above are */
     }
     if (d->cfg.timeout_ms == 0)
@@ -579,19 +581,10 @@ static void on_get_done(void *arg, const struct httpc_result *res);
 
 static int start_post(struct dispatch *d, struct job *j, uint64_t now)
 {
-    char body[DISPATCH_BODY_MAX], idtxt[UUID_TEXT_LEN + 1], amount[MONEY_FMT_MAX],
-        at[CLOCK_ISO_LEN + 1];
-    uuid_format(j->id, idtxt);
-    idtxt[UUID_TEXT_LEN] = 0;
-    money_format(j->amount_cents, amount);
-    clock_format_iso_ms(j->requested_at_ms, at);
-    at[CLOCK_ISO_LEN] = 0;
-    int len = snprintf(body, sizeof(body),
-                       "{\"correlationId\":\"%s\",\"amount\":%s,\"requestedAt\":\"%s\"}", idtxt,
-                       amount, at);
-    assert(len > 0 && (size_t)len < sizeof(body));
-    int rv = httpc_request(d->httpc, "POST", d->post_url[j->proc], json_headers, body, (size_t)len,
-                           d->cfg.timeout_ms, on_post_done, j);
+    char body[PROCESSOR_BODY_MAX];
+    size_t len = processor_payment_body(body, j->id, j->amount_cents, j->requested_at_ms);
+    int rv = httpc_request(d->httpc, "POST", d->post_url[j->proc], processor_json_headers, body,
+                           len, d->cfg.timeout_ms, on_post_done, j);
     if (rv != 0)
         return rv;
     assert(j->op != JOB_POST && j->op != JOB_GET); /* one attempt per payment at a time */
@@ -604,13 +597,11 @@ static int start_post(struct dispatch *d, struct job *j, uint64_t now)
 
 static int start_get(struct dispatch *d, struct job *j, uint64_t now)
 {
-    char url[DISPATCH_URL_MAX + UUID_TEXT_LEN + 1];
-    size_t n = strlen(d->base_url[j->proc]);
-    memcpy(url, d->base_url[j->proc], n);
-    uuid_format(j->id, url + n);
-    url[n + UUID_TEXT_LEN] = 0;
-    int rv = httpc_request(d->httpc, "GET", url, NULL, NULL, 0, d->cfg.confirm_timeout_ms,
-                           on_get_done, j);
+    char url[DISPATCH_URL_MAX];
+    int rv = processor_url(url, sizeof(url), d->base_url[j->proc], PROCESSOR_URL_PAYMENT, j->id);
+    assert(rv > 0); /* its length was checked in dispatch_new() */
+    rv = httpc_request(d->httpc, "GET", url, NULL, NULL, 0, d->cfg.confirm_timeout_ms, on_get_done,
+                       j);
     if (rv != 0)
         return rv;
     j->op = JOB_GET;
@@ -690,7 +681,7 @@ static int send_next(struct dispatch *d, struct ring *r, int p, bool probe, uint
         j->backoff_ms = d->cfg.retry_backoff_ms;
     }
     if (probe) {
-        health_view_of(d->health)->proc[p].last_probe_ms = now;
+        health_probe_sent(d->health, p, now);
         d->stats.probes[p]++;
     }
     /* shared is read after our SENDING: node_emit marks it when that event
@@ -743,7 +734,7 @@ static void service_acking(struct dispatch *d, uint64_t now)
  * answers 404 means "not recorded, and never will be". */
 static uint64_t confirm_at_ms(const struct dispatch *d, const struct job *j, uint64_t now)
 {
-    const struct health_view *v = health_view_of(d->health);
+    const struct health_view *v = health_view_get(d->health);
     return j->unknown_ms + health_view_settle_ms(v, j->proc, now) + d->cfg.confirm_margin_ms;
 }
 
@@ -752,7 +743,7 @@ static uint64_t confirm_at_ms(const struct dispatch *d, const struct job *j, uin
  * most the settle time: the confirming GET comes then anyway). */
 static uint64_t first_get_at_ms(const struct dispatch *d, const struct job *j, uint64_t now)
 {
-    const struct health_view *v = health_view_of(d->health);
+    const struct health_view *v = health_view_get(d->health);
     uint64_t e = health_view_expected_ms(v, j->proc, now);
     uint64_t cap = health_view_settle_ms(v, j->proc, now);
     if (e > cap)
@@ -772,7 +763,7 @@ static uint64_t first_get_at_ms(const struct dispatch *d, const struct job *j, u
  * the backoff. */
 static void service_waiting(struct dispatch *d, uint64_t now)
 {
-    struct health_view *v = health_view_of(d->health);
+    const struct health_view *v = health_view_get(d->health);
     struct job *next;
     for (struct job *j = d->waiting.head; j; j = next) {
         next = j->next;
@@ -835,7 +826,7 @@ static void pump(struct dispatch *d, bool with_waiting)
     }
     if (with_waiting && d->waiting.head)
         service_waiting(d, now);
-    const struct health_view *v = health_view_of(d->health);
+    const struct health_view *v = health_view_get(d->health);
     /* Taken over: the default only, and only while it is usable. */
     while (d->tq.count > 0 && health_view_assess(v, LEDGER_DEFAULT, now) == HEALTH_OK &&
            has_room(d, LEDGER_DEFAULT))
@@ -942,20 +933,20 @@ static void on_post_done(void *arg, const struct httpc_result *res)
     uint32_t ms = ms64 > UINT32_MAX ? UINT32_MAX : (uint32_t)ms64;
     enum dispatch_fate fate = dispatch_classify(res->outcome, res->status);
     /* health may already be gone once dispatch_free() was called */
-    struct health_view *v = d->freeing ? NULL : health_view_of(d->health);
-    switch (v ? fate : DISPATCH_REJECTED) {
+    struct health *h = d->freeing ? NULL : d->health;
+    switch (h ? fate : DISPATCH_REJECTED) {
     case DISPATCH_RECORDED:
-        health_view_observe(v, j->proc, HEALTH_OBS_OK, ms, now);
+        health_observe(h, j->proc, HEALTH_OBS_OK, ms, now);
         break;
     case DISPATCH_NOT_RECORDED:
-        health_view_observe(v, j->proc,
-                            res->outcome == HTTPC_NOT_SENT ? HEALTH_OBS_NOT_SENT
-                            : res->status == 429           ? HEALTH_OBS_BUSY
-                                                           : HEALTH_OBS_FAIL,
-                            ms, now);
+        health_observe(h, j->proc,
+                       res->outcome == HTTPC_NOT_SENT ? HEALTH_OBS_NOT_SENT
+                       : res->status == 429           ? HEALTH_OBS_BUSY
+                                                      : HEALTH_OBS_FAIL,
+                       ms, now);
         break;
     case DISPATCH_UNKNOWN:
-        health_view_observe(v, j->proc, HEALTH_OBS_UNKNOWN, ms, now);
+        health_observe(h, j->proc, HEALTH_OBS_UNKNOWN, ms, now);
         break;
     case DISPATCH_REJECTED:
         break;
@@ -1012,21 +1003,6 @@ static void on_post_done(void *arg, const struct httpc_result *res)
     check_stopped(d);
 }
 
-/* requestedAt of a processor's record, in ms; false if absent or unparsable. */
-static bool record_requested_at(const char *body, size_t len, int64_t *at_ms)
-{
-    struct json_doc doc;
-    struct slice s;
-    bool esc;
-    int64_t ns;
-    if (!body || json_parse(&doc, body, len) != 0 ||
-        !json_string(&doc, json_member(&doc, 0, "requestedAt"), &s, &esc) || esc ||
-        clock_parse_iso(s.ptr, s.len, 0, &ns) != 0)
-        return false;
-    *at_ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
-    return true;
-}
-
 static void on_get_done(void *arg, const struct httpc_result *res)
 {
     struct job *j = arg;
@@ -1041,7 +1017,7 @@ static void on_get_done(void *arg, const struct httpc_result *res)
     sync_health(d);
     if (res->outcome == HTTPC_OK && res->status == 200) {
         int64_t at = j->requested_at_ms;
-        if (!record_requested_at(res->body, res->body_len, &at)) {
+        if (!processor_record_requested_at(res->body, res->body_len, &at)) {
             log_warn("dispatch", "record on %s without a readable requestedAt: keeping ours",
                      proc_name[j->proc]);
             at = j->requested_at_ms;
@@ -1055,7 +1031,7 @@ static void on_get_done(void *arg, const struct httpc_result *res)
         uint64_t confirm_at = confirm_at_ms(d, j, now);
         if (j->sent_ms >= confirm_at) {
             fail_and_requeue(d, j);
-        } else if (health_view_assess(health_view_of(d->health), j->proc, now) == HEALTH_OK) {
+        } else if (health_view_assess(health_view_get(d->health), j->proc, now) == HEALTH_OK) {
             j->get_next = false;
             job_wait_until(d, j, now); /* the tick re-POSTs (or asks, if it turned) */
         } else {

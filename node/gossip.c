@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/log.h"
+#include "lib/container.h"
+#include "lib/log.h"
 #include "proto/wire.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */

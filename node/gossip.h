@@ -29,7 +29,7 @@
 
 #include <uv.h>
 
-#include "node/seal.h"
+#include "lib/seal.h"
 #include "proto/heartbeat.h"
 
 #define GOSSIP_DEFAULT_INTERVAL_MS 100

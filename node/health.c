@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/container.h"
-#include "node/httpc.h"
-#include "node/json.h"
-#include "node/log.h"
+#include "lib/container.h"
+#include "lib/httpc.h"
+#include "lib/log.h"
+#include "node/processor.h"
 
 #define HEALTH_MAGIC 0x484c5448u /* "HLTH" */
 #define HEALTH_URL_MAX 320
@@ -228,9 +228,10 @@ struct health {
 
 struct health *health_new(uv_loop_t *loop, const struct health_config *cfg, struct httpc *httpc)
 {
+    char url[LEDGER_NPROC][HEALTH_URL_MAX];
     for (int p = 0; p < LEDGER_NPROC; p++) {
         if (!cfg->url[p] || !cfg->url[p][0] ||
-            strlen(cfg->url[p]) + sizeof("/payments/service-health") > HEALTH_URL_MAX)
+            processor_url(url[p], sizeof(url[p]), cfg->url[p], PROCESSOR_URL_HEALTH, NULL) < 0)
             return NULL;
     }
     struct health *h = calloc(1, sizeof(*h));
@@ -245,7 +246,7 @@ struct health *health_new(uv_loop_t *loop, const struct health_config *cfg, stru
         cfg->interval_ms < HEALTH_MIN_INTERVAL_MS ? HEALTH_MIN_INTERVAL_MS : cfg->interval_ms;
     h->poll_timeout_ms = cfg->poll_timeout_ms ? cfg->poll_timeout_ms : 6000;
     for (int p = 0; p < LEDGER_NPROC; p++) {
-        snprintf(h->url[p], sizeof(h->url[p]), "%s/payments/service-health", cfg->url[p]);
+        memcpy(h->url[p], url[p], sizeof(h->url[p]));
         h->poll[p].h = h;
         h->poll[p].proc = p;
     }
@@ -262,19 +263,6 @@ static void health_maybe_free(struct health *h)
             return;
     h->magic = 0;
     free(h);
-}
-
-static bool parse_health(const char *body, size_t len, bool *failing, uint32_t *min_ms)
-{
-    struct json_doc doc;
-    if (json_parse(&doc, body, len) != 0)
-        return false;
-    long long ms;
-    if (!json_bool(&doc, json_member(&doc, 0, "failing"), failing) ||
-        !json_int(&doc, json_member(&doc, 0, "minResponseTime"), &ms) || ms > UINT32_MAX)
-        return false;
-    *min_ms = (uint32_t)ms;
-    return true;
 }
 
 static void on_health_timer(uv_timer_t *t);
@@ -302,7 +290,7 @@ static void on_poll_done(void *arg, const struct httpc_result *res)
     bool failing;
     uint32_t min_ms;
     if (res->outcome == HTTPC_OK && res->status == 200 &&
-        parse_health(res->body, res->body_len, &failing, &min_ms)) {
+        processor_parse_health(res->body, res->body_len, &failing, &min_ms)) {
         h->stats.poll_ok++;
         health_view_checker(&h->view, hp->proc, failing, min_ms, uv_now(h->loop), true);
         log_debug("health", "%s: failing=%d minResponseTime=%u", hp->proc ? "fallback" : "default",
@@ -405,6 +393,34 @@ struct health_view *health_view_of(struct health *h)
 {
     HEALTH_CHECK(h);
     return &h->view;
+}
+
+const struct health_view *health_view_get(const struct health *h)
+{
+    HEALTH_CHECK(h);
+    return &h->view;
+}
+
+void health_observe(struct health *h, int p, enum health_obs kind, uint32_t latency_ms,
+                    uint64_t now_ms)
+{
+    HEALTH_CHECK(h);
+    health_view_observe(&h->view, p, kind, latency_ms, now_ms);
+}
+
+void health_set_in_flight(struct health *h, int p, uint32_t n, uint64_t oldest_sent_ms)
+{
+    HEALTH_CHECK(h);
+    assert(p >= 0 && p < LEDGER_NPROC);
+    h->view.proc[p].in_flight = n;
+    h->view.proc[p].oldest_sent_ms = oldest_sent_ms;
+}
+
+void health_probe_sent(struct health *h, int p, uint64_t now_ms)
+{
+    HEALTH_CHECK(h);
+    assert(p >= 0 && p < LEDGER_NPROC);
+    h->view.proc[p].last_probe_ms = now_ms;
 }
 
 static const char *verdict_name(int v)

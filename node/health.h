@@ -148,9 +148,21 @@ void health_apply_remote(struct health *h, int p, bool failing, uint32_t min_ms,
 bool health_local_result(const struct health *h, int p, bool *failing, uint32_t *min_ms,
                          uint32_t *age_ms);
 
-/* The live view (dispatch feeds it through health_view_observe() and the
- * in_flight/oldest_sent_ms/last_probe_ms fields). */
+/* The live view, read-only: for the pure health_view_* queries. */
+const struct health_view *health_view_get(const struct health *h);
+/* The live view, writable: for tests that set up a state. Modules report
+ * through the functions below instead. */
 struct health_view *health_view_of(struct health *h);
+
+/* What dispatch reports. health_view_observe() on the live view: one finished
+ * request to processor p. */
+void health_observe(struct health *h, int p, enum health_obs kind, uint32_t latency_ms,
+                    uint64_t now_ms);
+/* Requests to p outstanding now, and the send time (loop ms) of the oldest
+ * (0 when n is 0). */
+void health_set_in_flight(struct health *h, int p, uint32_t n, uint64_t oldest_sent_ms);
+/* A probe payment (health_view_should_probe()) was just sent to p. */
+void health_probe_sent(struct health *h, int p, uint64_t now_ms);
 int health_choose(const struct health *h, uint64_t now_ms);
 
 struct health_stats {

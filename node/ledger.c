@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 #define LEDGER_NIL UINT32_MAX
 #define LEDGER_MAX_CAPACITY ((size_t)1 << 30) /* hash table stays within u32 */

@@ -2,6 +2,7 @@
  * libuv loop, runs it, and shuts down in order on SIGTERM/SIGINT:
  * stop accepting -> finish in-flight processor attempts (bounded) -> answer
  * what is pending -> close every handle -> exit 0. */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,19 +11,27 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
+#include "lib/http.h"
+#include "lib/httpc.h"
+#include "lib/log.h"
+#include "node/api.h"
 #include "node/config.h"
 #include "node/dispatch.h"
 #include "node/health.h"
-#include "node/http.h"
-#include "node/httpc.h"
 #include "node/ledger.h"
-#include "node/log.h"
 #include "node/node.h"
 #include "node/peer.h"
 
-static struct node the_node;
-static uv_signal_t sig_term, sig_int;
+/* The process: the node and its signal handles. Only main() names the_proc
+ * (static storage: debuggers and docs/BENCHMARKS.md find the node there); the
+ * signal handler finds it through its handle's data. */
+struct proc {
+    struct node node;
+    uv_signal_t sig_term, sig_int; /* .data is the struct proc */
+};
+
+static struct proc the_proc;
 
 static void raise_nofile(void)
 {
@@ -78,7 +87,9 @@ static void on_dispatch_stopped(void *arg)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct node *n = &the_node;
+    struct proc *pr = h->data;
+    struct node *n = &pr->node;
+    assert(n->magic == NODE_MAGIC);
     if (n->stopping) {
         log_warn("main", "second signal %d: exiting now", signum);
         exit(0);
@@ -86,9 +97,16 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("main", "signal %d: stopping", signum);
     n->stopping = true;
     http_server_stop_accepting(n->http);
-    uv_signal_stop(&sig_term);
-    uv_signal_stop(&sig_int);
+    uv_signal_stop(&pr->sig_term);
+    uv_signal_stop(&pr->sig_int);
     dispatch_stop(n->dispatch, on_dispatch_stopped, n);
+}
+
+/* dispatch's emit callback: node_emit() with the dispatch_emit_cb type (a
+ * cast of node_emit itself would call it through the wrong type). */
+static int emit_for_dispatch(void *arg, struct event *ev, struct payment **out)
+{
+    return node_emit(arg, ev, out);
 }
 
 /* Pair-mode callbacks for dispatch (docs/ROUTING.md, "In a pair"). The peer
@@ -148,8 +166,8 @@ static int start(struct node *n)
     dcfg.max_in_flight[LEDGER_DEFAULT] = c->processor_max_conns;
     dcfg.max_in_flight[LEDGER_FALLBACK] = c->processor_max_conns;
     dcfg.queue_capacity = c->queue_capacity;
-    n->dispatch = dispatch_new(n->loop, &dcfg, n->ledger, n->health, n->httpc,
-                               (dispatch_emit_cb *)node_emit, n);
+    n->dispatch =
+        dispatch_new(n->loop, &dcfg, n->ledger, n->health, n->httpc, emit_for_dispatch, n);
     if (!n->dispatch)
         return -ENOMEM;
 
@@ -158,7 +176,8 @@ static int start(struct node *n)
     scfg.max_conns = c->max_conns;
     scfg.idle_timeout_ms = c->idle_timeout_ms;
     scfg.max_body_bytes = 4096; /* a payment is ~80 bytes */
-    n->http = http_server_new(n->loop, &scfg, api_handle, n);
+    api_init(&n->api, n);
+    n->http = http_server_new(n->loop, &scfg, api_handle, &n->api);
     if (!n->http)
         return -ENOMEM;
     int rv;
@@ -202,7 +221,8 @@ static int start(struct node *n)
 
 int main(void)
 {
-    struct node *n = &the_node;
+    struct proc *pr = &the_proc;
+    struct node *n = &pr->node;
     char err[256];
     signal(SIGPIPE, SIG_IGN);
     if (config_load(&n->cfg, NULL, NULL, err, sizeof(err)) != 0) {
@@ -216,10 +236,12 @@ int main(void)
     n->magic = NODE_MAGIC;
     n->loop = uv_default_loop();
     n->started_ms = clock_wall_ms();
-    uv_signal_init(n->loop, &sig_term);
-    uv_signal_init(n->loop, &sig_int);
-    uv_signal_start(&sig_term, on_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_init(n->loop, &pr->sig_term);
+    uv_signal_init(n->loop, &pr->sig_int);
+    pr->sig_term.data = pr;
+    pr->sig_int.data = pr;
+    uv_signal_start(&pr->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&pr->sig_int, on_signal, SIGINT);
 
     if (start(n) != 0) {
         log_error("main", "start-up failed");
@@ -231,6 +253,7 @@ int main(void)
     int rv = uv_loop_close(n->loop);
     if (rv != 0)
         log_warn("main", "loop closed with handles left: %s", uv_strerror(rv));
+    api_release(&n->api);
     ledger_free(n->ledger);
     log_info("main", "stopped");
     return 0;

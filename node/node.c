@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 
-#include "node/log.h"
+#include "lib/log.h"
 #include "node/peer.h"
 
 int node_emit(struct node *n, struct event *ev, struct payment **out)

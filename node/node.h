@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "node/api.h"
 #include "node/config.h"
 #include "node/ledger.h"
 #include "proto/event.h"
@@ -19,8 +20,6 @@ struct health;
 struct http_server;
 struct httpc;
 struct peer;
-struct http_exchange;
-struct http_request;
 
 struct node_counters {
     uint64_t http_requests;
@@ -50,6 +49,7 @@ struct node {
     int64_t started_ms;   /* wall ms at start, also our incarnation */
     bool stopping;        /* SIGTERM received */
     struct node_counters counters;
+    struct api api; /* the HTTP routes' state (api_init()) */
 };
 
 /* Makes one of our own events: sets origin and the next seq, applies it to the
@@ -60,11 +60,5 @@ int node_emit(struct node *n, struct event *ev, struct payment **out);
 /* Whether summaries can be answered: false while a restarted node catches up
  * with its peer. */
 bool node_ready(const struct node *n);
-
-/* Answers a POST /payments with its 2xx (api.c). */
-void api_reply_accepted(struct http_exchange *x);
-
-/* The HTTP handler (api.c). arg is the struct node. */
-void api_handle(struct http_exchange *x, const struct http_request *req, void *arg);
 
 #endif

@@ -24,14 +24,14 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
-#include "node/container.h"
+#include "lib/container.h"
 #include "node/dispatch.h"
 #include "node/gossip.h"
 #include "node/health.h"
 #include "node/ledger.h"
-#include "node/log.h"
+#include "lib/log.h"
 #include "node/node.h"
-#include "node/seal.h"
+#include "lib/seal.h"
 #include "proto/catchup.h"
 #include "proto/repl.h"
 #include "proto/wire.h"

@@ -5,10 +5,20 @@
 # and listen address (render_nginx below), so the proxy logic is the deployed one.
 #
 # Usage: ops/run.sh [--limits] start|stop|status|logs [part]|render-nginx|limits
+#        ops/run.sh restart [--no-wait] PART
 #   start         start every part, wait (bounded) until each answers; on failure
-#                 stop what was started and exit 1
+#                 stop what was started and exit 1. How each part was started (its
+#                 command line, environment, working directory and cgroups) is
+#                 recorded in RUN_DIR/parts/
 #   stop          SIGTERM each part's process group, SIGKILL after STOP_TIMEOUT s;
 #                 remove pid files and the cgroups made by --limits
+#   restart PART  PART is procsim-default, procsim-fallback, node1, node2 or nginx:
+#                 stop it as stop does if it runs (a part that was killed is just
+#                 started), then start it again with exactly the command line,
+#                 environment, working directory and cgroups (the limits) that
+#                 start gave it, from RUN_DIR/parts/; wait (bounded) until it
+#                 answers, as start does, unless --no-wait; exit 1 when it does not
+#                 come up. A simulator restarted this way starts with no payments
 #   status        one line per part: up/down, pid; with --limits also peak memory
 #                 and CFS throttling; exit 0 when every part is up, 3 otherwise
 #   logs [part]   last LOG_LINES lines of each part's log (or of one part)
@@ -40,6 +50,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PROG="ops/run.sh"
+# shellcheck source=ops/proc.sh
+. "$ROOT/ops/proc.sh"
 
 abspath()
 {
@@ -83,6 +95,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-20}
 STOP_TIMEOUT=${STOP_TIMEOUT:-5}
 LOG_LINES=${LOG_LINES:-40}
 LIMITS=${LIMITS:-0}
+RESTART_WAIT=1
 
 PARTS=(procsim-default procsim-fallback node1 node2 nginx)
 STATE=$RUN_DIR/topology.env
@@ -107,31 +120,6 @@ port_busy()
 {
     # shellcheck disable=SC2016 # expanded by the inner bash
     timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
-}
-
-# Alive and not a zombie.
-pid_alive()
-{
-    local pid=$1 rest
-    [ -r "/proc/$pid/stat" ] || return 1
-    rest=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    rest=${rest##*) }
-    [ "${rest%% *}" != Z ]
-}
-
-# Live (non-zombie) members of process group $1.
-group_members()
-{
-    local pgid=$1 f rest state pgrp
-    for f in /proc/[0-9]*/stat; do
-        rest=$(cat "$f" 2>/dev/null) || continue
-        rest=${rest##*) }
-        read -r state _ pgrp _ <<<"$rest"
-        if [ "$pgrp" = "$pgid" ] && [ "$state" != Z ]; then
-            f=${f#/proc/}
-            printf '%s\n' "${f%/stat}"
-        fi
-    done
 }
 
 part_bin()
@@ -164,7 +152,7 @@ part_pid()
 
 # "<service> <cpus> <memory bytes>" per service with deploy.resources.limits, from
 # the compose file as `docker-compose config` normalises it (plain YAML when
-# docker-compose is not installed).
+# docker-compose is not installed), read by ops/compose_limits.py.
 compose_limits()
 {
     local src
@@ -174,19 +162,7 @@ compose_limits()
     else
         src=$(cat "$COMPOSE_FILE")
     fi
-    "$PYTHON" -c '
-import re, sys, yaml
-doc = yaml.safe_load(sys.stdin)
-units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-for name, svc in sorted((doc.get("services") or {}).items()):
-    lim = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
-    if "cpus" not in lim or "memory" not in lim:
-        continue
-    m = re.fullmatch(r"\s*([0-9]+)\s*([bkmg]?)b?\s*", str(lim["memory"]).lower())
-    if not m:
-        sys.exit("bad memory limit for %s: %r" % (name, lim["memory"]))
-    print(name, float(lim["cpus"]), int(m.group(1)) * units[m.group(2)])
-' <<<"$src"
+    "$PYTHON" -B "$ROOT/ops/compose_limits.py" <<<"$src"
 }
 
 # ---------------------------------------------------------------------- cgroups
@@ -267,27 +243,46 @@ render_nginx()
 
 # ---------------------------------------------------------------------- parts
 
-# spawn <part> <command...>: runs the command in a new session (so that its process
-# group is exactly it and its children), inside the part's cgroups if any, with
-# output to RUN_DIR/logs/<part>.log; writes RUN_DIR/pids/<part>.pid.
+# spawn <part> <command...>: records how the part is started (its command line,
+# this shell's environment and working directory, and the cgroups made for it
+# under --limits) in RUN_DIR/parts/, then starts it from that record (launch).
 spawn()
 {
-    local part=$1 name
+    local part=$1 name rec=$RUN_DIR/parts/$1
     shift
-    local cpu_dir="" mem_dir=""
+    local cgroups=()
     if [ "$LIMITS" = 1 ] && [ -n "${PART_LIMIT[$part]:-}" ]; then
         # shellcheck disable=SC2086
         cgroup_make "$part" ${PART_LIMIT[$part]}
         name=$(cgroup_name "$part")
-        cpu_dir=$(cgroup_base cpu)/$name
-        mem_dir=$(cgroup_base memory)/$name
+        cgroups=("$(cgroup_base cpu)/$name" "$(cgroup_base memory)/$name")
     fi
+    printf '%s\0' "$@" >"$rec.cmdline"
+    # Without "_", which bash sets for each command it runs (here: env).
+    env -0 | grep -zv '^_=' >"$rec.environ" || true
+    printf '%s\n' "$PWD" >"$rec.cwd"
+    printf '%s\n' ${cgroups[@]+"${cgroups[@]}"} >"$rec.cgroups"
+    launch "$part"
+}
+
+# launch <part>: starts the part as its record says, in a new session (so that
+# its process group is exactly it and its children), inside its cgroups if any,
+# with output appended to RUN_DIR/logs/<part>.log; writes RUN_DIR/pids/<part>.pid.
+launch()
+{
+    local part=$1 rec=$RUN_DIR/parts/$1 cmdv=() envv=() cgroups=() cwd setsid_bin
+    mapfile -d '' cmdv <"$rec.cmdline"
+    mapfile -d '' envv <"$rec.environ"
+    mapfile -t cgroups <"$rec.cgroups"
+    cwd=$(cat "$rec.cwd")
+    setsid_bin=$(command -v setsid)
     (
-        if [ -n "$cpu_dir" ]; then
-            echo "$BASHPID" >"$cpu_dir/cgroup.procs"
-            echo "$BASHPID" >"$mem_dir/cgroup.procs"
-        fi
-        exec setsid "$@"
+        for dir in ${cgroups[@]+"${cgroups[@]}"}; do
+            echo "$BASHPID" >"$dir/cgroup.procs"
+        done
+        cd "$cwd"
+        # "_" as bash sets it when it runs setsid itself.
+        exec env -i ${envv[@]+"${envv[@]}"} "_=$setsid_bin" "$setsid_bin" "${cmdv[@]}"
     ) </dev/null >>"$RUN_DIR/logs/$part.log" 2>&1 &
     echo "$!" >"$RUN_DIR/pids/$part.pid"
 }
@@ -317,6 +312,21 @@ wait_ready()
     echo "$PROG: $part not ready after ${READY_TIMEOUT}s ($path -> ${code:-no answer}); last lines of its log:" >&2
     tail -n 20 "$RUN_DIR/logs/$part.log" >&2 || true
     return 1
+}
+
+# wait_part <part>: wait_ready with the part's own port and check. Simulators
+# are probed by a lookup (any status), never by /payments/service-health: that
+# endpoint is rate-limited (one call per 5 s window), and spending the window
+# here would make the nodes' first poll wait for the next one.
+wait_part()
+{
+    case $1 in
+    procsim-default) wait_ready "$1" "$PROCSIM_DEFAULT_PORT" "$READY_PROBE" any ;;
+    procsim-fallback) wait_ready "$1" "$PROCSIM_FALLBACK_PORT" "$READY_PROBE" any ;;
+    node1) wait_ready "$1" "$NODE1_PORT" /healthz 200 ;;
+    node2) wait_ready "$1" "$NODE2_PORT" /healthz 200 ;;
+    nginx) wait_ready "$1" "$NGINX_PORT" /healthz 200 ;;
+    esac
 }
 
 save_state()
@@ -354,8 +364,9 @@ cmd_start()
             die "$p already running (pid $pid) in $RUN_DIR: ops/run.sh stop first"
         fi
     done
-    rm -rf "$RUN_DIR/pids" "$RUN_DIR/sock" "$RUN_DIR/nginx" "$RUN_DIR/logs"
-    mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$sockdir" "$RUN_DIR/nginx/cache" "$RUN_DIR/nginx/log"
+    rm -rf "$RUN_DIR/pids" "$RUN_DIR/sock" "$RUN_DIR/nginx" "$RUN_DIR/logs" "$RUN_DIR/parts"
+    mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$sockdir" "$RUN_DIR/nginx/cache" "$RUN_DIR/nginx/log" \
+        "$RUN_DIR/parts"
     [ ! -f "$RUN_DIR/cgroups" ] || cgroups_remove
 
     declare -gA PART_LIMIT=()
@@ -401,18 +412,15 @@ cmd_start()
         spawn procsim-fallback "$PROCSIM_BIN" --port "$PROCSIM_FALLBACK_PORT" --name fallback \
             --fee "$PROCSIM_FALLBACK_FEE" --token "$PROCSIM_TOKEN"
     fi
-    # Readiness by a lookup (404), never by /payments/service-health: that
-    # endpoint is rate-limited (one call per 5 s window), and spending the
-    # window here would make the nodes' first poll wait for the next one.
-    [ -n "$EXT_DEFAULT_URL" ] || wait_ready procsim-default "$PROCSIM_DEFAULT_PORT" "$READY_PROBE" any
-    [ -n "$EXT_FALLBACK_URL" ] || wait_ready procsim-fallback "$PROCSIM_FALLBACK_PORT" "$READY_PROBE" any
+    [ -n "$EXT_DEFAULT_URL" ] || wait_part procsim-default
+    [ -n "$EXT_FALLBACK_URL" ] || wait_part procsim-fallback
 
     spawn_node 1 "$NODE1_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT"
     spawn_node 2 "$NODE2_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT"
     # Both nodes before waiting: a node is ready (/healthz 200) once it has caught up
     # with its peer, so each needs the other running.
-    wait_ready node1 "$NODE1_PORT" /healthz 200
-    wait_ready node2 "$NODE2_PORT" /healthz 200
+    wait_part node1
+    wait_part node2
 
     local nginx_globals="daemon off;"
     # As root, nginx's workers would run as the package's user, which may not be
@@ -420,7 +428,7 @@ cmd_start()
     [ "$(id -u)" != 0 ] || nginx_globals="daemon off; user root;"
     spawn nginx "$NGINX_BIN" -p "$RUN_DIR/nginx/" -e "$RUN_DIR/nginx/log/error.log" \
         -c "$RUN_DIR/nginx/nginx.conf" -g "$nginx_globals"
-    wait_ready nginx "$NGINX_PORT" /healthz 200
+    wait_part nginx
 
     STARTING=0
     trap - EXIT
@@ -491,6 +499,26 @@ cmd_stop()
     rm -f "$RUN_DIR/nginx/nginx.pid"
 }
 
+# Stops one part if it runs (as stop does) and starts it again from the record
+# start made (spawn): same command line, environment, working directory and
+# cgroups. Waits until it answers unless RESTART_WAIT is 0.
+cmd_restart()
+{
+    local part=$1
+    load_state
+    [ -f "$RUN_DIR/parts/$part.cmdline" ] ||
+        die "$part was not started by ops/run.sh start in $RUN_DIR: nothing to restart"
+    stop_part "$part"
+    # As stop does: the pid file of a stopped (or killed) master is stale.
+    [ "$part" != nginx ] || rm -f "$RUN_DIR/nginx/nginx.pid"
+    launch "$part"
+    if [ "$RESTART_WAIT" = 1 ]; then
+        wait_part "$part"
+    else
+        echo "$PROG: $part started again (pid $(cat "$RUN_DIR/pids/$part.pid")), not waiting"
+    fi
+}
+
 human()
 {
     awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'
@@ -556,12 +584,13 @@ main()
             sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
             return 0
             ;;
-        start | stop | status | logs | render-nginx | limits)
+        --no-wait) RESTART_WAIT=0 ;;
+        start | stop | restart | status | logs | render-nginx | limits)
             [ -z "$cmd" ] || arg=$1
             [ -n "$cmd" ] || cmd=$1
             ;;
         *)
-            if [ "$cmd" != logs ] || [ -n "$arg" ]; then
+            if { [ "$cmd" != logs ] && [ "$cmd" != restart ]; } || [ -n "$arg" ]; then
                 die "unknown argument: $1 (see --help)"
             fi
             arg=$1
@@ -572,11 +601,15 @@ main()
     case $cmd in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    restart)
+        [[ " ${PARTS[*]} " == *" $arg "* ]] || die "restart wants a part: ${PARTS[*]}"
+        cmd_restart "$arg"
+        ;;
     status) cmd_status ;;
     logs) cmd_logs "$arg" ;;
     render-nginx) render_nginx ;;
     limits) compose_limits ;;
-    *) die "usage: $PROG [--limits] start|stop|status|logs [part]|render-nginx|limits" ;;
+    *) die "usage: $PROG [--limits] start|stop|restart [--no-wait] PART|status|logs [part]|render-nginx|limits" ;;
     esac
 }
 

@@ -1,7 +1,7 @@
 /* Wire encoding of catch-up requests and responses (contract in catchup.h).
- * Request, type 0x20, after the proto/wire.h header (big-endian):
+ * Request, type WIRE_T_CATCHUP_REQUEST (0x20), after the proto/wire.h header (big-endian):
  *   requester_id u8, origin u8, incarnation u64, from_seq u64, max_count u32.
- * Response, type 0x21:
+ * Response, type WIRE_T_CATCHUP_RESPONSE (0x21):
  *   responder_id u8, origin u8, flags u8 (bit0 more), incarnation u64,
  *   first_seq u64, count u32, last_seq u64, then count times
  *   { len u8, proto/event frame of exactly len bytes }.
@@ -12,9 +12,6 @@
 #include <string.h>
 
 #include "proto/wire.h"
-
-#define CU_T_REQUEST (WIRE_T_CATCHUP_FIRST + 0)
-#define CU_T_RESPONSE (WIRE_T_CATCHUP_FIRST + 1)
 
 #define RQ_OFF_REQUESTER WIRE_HDR_LEN
 #define RQ_OFF_ORIGIN (RQ_OFF_REQUESTER + 1)
@@ -52,7 +49,7 @@ int catchup_request_encode(const struct catchup_request *rq, uint8_t *buf, size_
         return -EINVAL;
     if (cap < CATCHUP_REQUEST_LEN)
         return -ENOSPC;
-    wire_put_header(buf, CU_T_REQUEST, CATCHUP_REQUEST_LEN);
+    wire_put_header(buf, WIRE_T_CATCHUP_REQUEST, CATCHUP_REQUEST_LEN);
     wire_put_u8(buf + RQ_OFF_REQUESTER, rq->requester_id);
     wire_put_u8(buf + RQ_OFF_ORIGIN, rq->origin);
     wire_put_u64(buf + RQ_OFF_INC, rq->incarnation);
@@ -78,7 +75,7 @@ static int get_header(const uint8_t *buf, size_t len, uint8_t want_type, uint16_
 int catchup_request_decode(struct catchup_request *rq, const uint8_t *buf, size_t len)
 {
     uint16_t frame_len;
-    int rv = get_header(buf, len, CU_T_REQUEST, &frame_len);
+    int rv = get_header(buf, len, WIRE_T_CATCHUP_REQUEST, &frame_len);
     if (rv < 0)
         return rv;
     if (frame_len != CATCHUP_REQUEST_LEN)
@@ -155,7 +152,7 @@ int catchup_writer_finish(struct catchup_writer *w, uint64_t last_seq)
     if (!response_consistent(h))
         return -EINVAL;
     uint8_t *buf = w->buf;
-    wire_put_header(buf, CU_T_RESPONSE, (uint16_t)w->len);
+    wire_put_header(buf, WIRE_T_CATCHUP_RESPONSE, (uint16_t)w->len);
     wire_put_u8(buf + RS_OFF_RESPONDER, h->responder_id);
     wire_put_u8(buf + RS_OFF_ORIGIN, h->origin);
     wire_put_u8(buf + RS_OFF_FLAGS, h->more ? RS_F_MORE : 0);
@@ -192,7 +189,7 @@ int catchup_response_decode(struct catchup_response *hdr, struct catchup_iter *i
                             const uint8_t *buf, size_t len)
 {
     uint16_t frame_len;
-    int rv = get_header(buf, len, CU_T_RESPONSE, &frame_len);
+    int rv = get_header(buf, len, WIRE_T_CATCHUP_RESPONSE, &frame_len);
     if (rv < 0)
         return rv;
     if (frame_len < CATCHUP_RESPONSE_HDR_LEN)

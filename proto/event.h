@@ -9,15 +9,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/wire.h"
+
+/* The values are the frames' type bytes (proto/wire.h). */
 enum event_type {
     EVENT_NONE = 0,
-    EVENT_ACCEPTED = 1, /* id, amount_cents, at_ms = accepted at; origin owns the payment */
-    EVENT_SENDING = 2,  /* id, processor, at_ms = requestedAt of the attempt; origin owns it now */
-    EVENT_RECORDED = 3, /* id, processor, at_ms = requestedAt, amount_cents: processor has it */
-    EVENT_FAILED = 4,   /* id, processor: that processor answered a definite "not recorded"
-                           (500/429/refused) to every attempt origin made on it so far */
-    EVENT_PURGED = 5,   /* epoch: everything before is gone */
-    EVENT_TYPE_MAX = 5,
+    /* id, amount_cents, at_ms = accepted at; origin owns the payment */
+    EVENT_ACCEPTED = WIRE_T_EVENT_ACCEPTED,
+    /* id, processor, at_ms = requestedAt of the attempt; origin owns it now */
+    EVENT_SENDING = WIRE_T_EVENT_SENDING,
+    /* id, processor, at_ms = requestedAt, amount_cents: processor has it */
+    EVENT_RECORDED = WIRE_T_EVENT_RECORDED,
+    /* id, processor: that processor answered a definite "not recorded"
+     * (500/429/refused) to every attempt origin made on it so far */
+    EVENT_FAILED = WIRE_T_EVENT_FAILED,
+    /* epoch: everything before is gone */
+    EVENT_PURGED = WIRE_T_EVENT_PURGED,
+    EVENT_TYPE_MAX = WIRE_T_EVENT_LAST,
 };
 
 enum event_processor { EVENT_PROC_DEFAULT = 0, EVENT_PROC_FALLBACK = 1 };

@@ -18,11 +18,7 @@
 #include <stdint.h>
 
 #include "proto/event.h"
-
-#define WIRE_T_REPL_BATCH 0x30
-#define WIRE_T_REPL_BATCH_ACK 0x31 /* the same batch, asking for an acknowledgement at once */
-#define WIRE_T_SNAP_REQUEST 0x40
-#define WIRE_T_SNAP_RESPONSE 0x41
+#include "proto/wire.h" /* WIRE_T_REPL_BATCH, WIRE_T_SNAP_* */
 
 #define REPL_BATCH_HDR_LEN                                                                         \
     32                       /* wire header, sender, incarnation, ack_incarnation, ack_seq, count */

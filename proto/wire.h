@@ -15,15 +15,26 @@
 #define WIRE_HDR_LEN 5  /* magic, version, type, u16 length (whole frame) */
 #define WIRE_MAX_LEN 0xFFFF
 
-/* Frame types (third byte). 1..5 are enum event_type (proto/event.h) on
- * purpose; other formats take the ranges below. */
+/* Frame types (third byte): every type byte of every format is here and
+ * nowhere else. An event frame's type byte is its enum event_type
+ * (proto/event.h takes its values from here); other formats take the ranges
+ * below. */
 enum wire_type {
     WIRE_T_NONE = 0,
-    WIRE_T_EVENT_FIRST = 1, /* EVENT_ACCEPTED */
-    WIRE_T_EVENT_LAST = 5,  /* EVENT_PURGED */
-    WIRE_T_HEARTBEAT = 0x10,
-    WIRE_T_CATCHUP_FIRST = 0x20, /* 0x20..0x2F reserved for proto/catchup */
-    WIRE_T_CATCHUP_LAST = 0x2F,
+    WIRE_T_EVENT_ACCEPTED = 1, /* proto/event */
+    WIRE_T_EVENT_SENDING = 2,
+    WIRE_T_EVENT_RECORDED = 3,
+    WIRE_T_EVENT_FAILED = 4,
+    WIRE_T_EVENT_PURGED = 5,
+    WIRE_T_EVENT_FIRST = WIRE_T_EVENT_ACCEPTED,
+    WIRE_T_EVENT_LAST = WIRE_T_EVENT_PURGED,
+    WIRE_T_HEARTBEAT = 0x10,       /* proto/heartbeat (UDP gossip) */
+    WIRE_T_CATCHUP_REQUEST = 0x20, /* proto/catchup; 0x20..0x2F reserved for it */
+    WIRE_T_CATCHUP_RESPONSE = 0x21,
+    WIRE_T_REPL_BATCH = 0x30,     /* proto/repl, nng pub/sub and the fast lane's datagrams */
+    WIRE_T_REPL_BATCH_ACK = 0x31, /* the same batch, asking for an acknowledgement at once */
+    WIRE_T_SNAP_REQUEST = 0x40, /* proto/repl, nng req/rep */
+    WIRE_T_SNAP_RESPONSE = 0x41,
 };
 
 static inline void wire_put_u8(uint8_t *p, uint8_t v)

@@ -1,5 +1,5 @@
 /* xoshiro256** (Blackman & Vigna) seeded through splitmix64, and UUID v4
- * formatting on top of node/uuid. */
+ * formatting on top of lib/uuid. */
 #include "rng.h"
 
 #include <stddef.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {

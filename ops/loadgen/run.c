@@ -20,11 +20,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "node/container.h"
-#include "node/clock.h"
-#include "node/httpc.h"
-#include "node/json.h"
-#include "node/uuid.h"
+#include "lib/container.h"
+#include "lib/clock.h"
+#include "lib/httpc.h"
+#include "lib/json.h"
+#include "lib/uuid.h"
 #include "rng.h"
 
 #define RUN_MAGIC 0x4c47524eu

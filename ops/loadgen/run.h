@@ -1,6 +1,6 @@
 /* The load generator's driver: one libuv loop running virtual users (or a
  * fixed-rate open-loop sender), the processors' schedule, the auditor, the
- * loop-lag probe, setup and teardown, over node/httpc. Fills struct lg_results;
+ * loop-lag probe, setup and teardown, over lib/httpc. Fills struct lg_results;
  * rendering is report.c's job. */
 #ifndef LG_RUN_H
 #define LG_RUN_H

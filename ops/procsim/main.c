@@ -5,7 +5,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "node/log.h"
+#include "lib/log.h"
 #include "procsim.h"
 
 static uv_signal_t sig_term, sig_int;

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "node/container.h"
-#include "node/clock.h"
-#include "node/http.h"
-#include "node/json.h"
-#include "node/log.h"
-#include "node/money.h"
-#include "node/uuid.h"
+#include "lib/container.h"
+#include "lib/clock.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/money.h"
+#include "lib/uuid.h"
 #include "psim_store.h"
 
 #define PROCSIM_MAGIC 0x5053494du  /* "PSIM" */

@@ -1,7 +1,7 @@
 /* Payment processor simulator: one processor per process, the HTTP API of the
  * Rinha de Backend 2025 processors (payments with a configurable delay and
  * failure switch, a rate-limited service-health, admin summary/config/purge)
- * plus GET /admin/stats for tests. Runs on one libuv loop over node/http.c.
+ * plus GET /admin/stats for tests. Runs on one libuv loop over lib/http.c.
  * Payments are kept in memory only (psim_store.h): they survive only as long
  * as the process. It does not model the real processor's database latency or
  * its exact error bodies. */

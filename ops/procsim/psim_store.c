@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 
 struct rec {
     uint8_t id[16];

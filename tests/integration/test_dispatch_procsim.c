@@ -18,14 +18,14 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "node/clock.h"
+#include "lib/clock.h"
 #include "node/dispatch.h"
 #include "node/health.h"
-#include "node/httpc.h"
-#include "node/json.h"
+#include "lib/httpc.h"
+#include "lib/json.h"
 #include "node/ledger.h"
-#include "node/money.h"
-#include "node/uuid.h"
+#include "lib/money.h"
+#include "lib/uuid.h"
 #include "proc.h"
 #include "tclient.h"
 

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "node/uuid.h"
+#include "lib/uuid.h"
 #include "ops/loadgen/report.h"
 #include "proc.h"
 #include "tclient.h"

@@ -2,16 +2,21 @@
 # ctest-label: integration
 # The local topology end to end: ops/run.sh starts two simulators, two nodes and
 # nginx (with the compose file's cgroup limits when cgroup v1 is writable) on ports
-# 19000-19099, so that it never collides with a dev topology on the defaults; then
-# GET /healthz and POST /payments go through nginx to the nodes, and after `stop`
-# no process it started may be left (checked by pid, nginx workers included).
+# TOPOLOGY_PORT_BASE..+49 (default 19000, so that it never collides with a dev
+# topology on the defaults); then GET /healthz and POST /payments go through nginx
+# to the nodes; `restart` brings back a killed node, a running one and nginx with the
+# command line, environment and cgroups they had; and after `stop` no process it
+# started may be left (checked by pid, nginx workers included).
 # Exit 77 (skipped) when paynode or procsim is not built in BUILD_DIR.
-# Env: SOURCE_DIR (repo root), BUILD_DIR (where paynode and procsim are).
+# Env: SOURCE_DIR (repo root), BUILD_DIR (where paynode and procsim are),
+# TOPOLOGY_PORT_BASE.
 set -euo pipefail
 
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD_DIR=${BUILD_DIR:-$SOURCE_DIR/build}
 RUN_SH=$SOURCE_DIR/ops/run.sh
+# shellcheck source=ops/proc.sh
+. "$SOURCE_DIR/ops/proc.sh"
 TMP=$(mktemp -d /tmp/test_topology.XXXXXX)
 passed=0
 failed=0
@@ -72,9 +77,11 @@ done
 
 export BUILD_DIR
 export RUN_DIR=$TMP/run
-export NGINX_PORT=19000 NODE1_PORT=19001 NODE2_PORT=19002
-export NODE1_NNG_PORT=19011 NODE2_NNG_PORT=19013 NODE1_GOSSIP_PORT=19021 NODE2_GOSSIP_PORT=19022
-export PROCSIM_DEFAULT_PORT=19031 PROCSIM_FALLBACK_PORT=19032
+b=${TOPOLOGY_PORT_BASE:-19000}
+export NGINX_PORT=$b NODE1_PORT=$((b + 1)) NODE2_PORT=$((b + 2))
+export NODE1_NNG_PORT=$((b + 11)) NODE2_NNG_PORT=$((b + 13))
+export NODE1_GOSSIP_PORT=$((b + 21)) NODE2_GOSSIP_PORT=$((b + 22))
+export PROCSIM_DEFAULT_PORT=$((b + 31)) PROCSIM_FALLBACK_PORT=$((b + 32))
 unset DEFAULT_PROCESSOR_URL FALLBACK_PROCESSOR_URL LIMITS
 
 limits=()
@@ -187,6 +194,84 @@ if [[ $r == "200 "* ]]; then
 else
     not_ok "GET /payments-summary through nginx -> $r"
 fi
+
+# ---- restart: a killed part is started again, a running one stopped first; both
+# as start made them (same command line, environment and cgroups).
+# proc_file PID FILE: /proc/PID/FILE with NULs as newlines, sorted.
+proc_file()
+{
+    tr '\0' '\n' <"/proc/$1/$2" | sort
+}
+
+# part_cgroups PID: its cpu and memory cgroups (cgroup v1).
+part_cgroups()
+{
+    awk -F: '$2 ~ /(^|,)(cpu|memory)(,|$)/ { print $2 ":" $3 }' "/proc/$1/cgroup"
+}
+
+restart_check()
+{
+    local part=$1 how=$2 old new
+    old=$(cat "$RUN_DIR/pids/$part.pid")
+    proc_file "$old" cmdline >"$TMP/$part.cmdline.old"
+    proc_file "$old" environ >"$TMP/$part.environ.old"
+    part_cgroups "$old" >"$TMP/$part.cgroups.old"
+    if [ "$how" = kill ]; then
+        kill -KILL "$old"
+        for _ in $(seq 1 50); do
+            pid_alive "$old" || break
+            sleep 0.1
+        done
+    fi
+    # A variable the caller has and start did not: the restarted part must not
+    # see it (its environment is the recorded one).
+    if ! RESTART_CALLER_ONLY=1 "$RUN_SH" restart "$part" >"$TMP/restart.log" 2>&1; then
+        not_ok "ops/run.sh restart $part (after $how) failed:"
+        sed 's/^/    /' "$TMP/restart.log"
+        return
+    fi
+    new=$(cat "$RUN_DIR/pids/$part.pid")
+    if [ "$new" = "$old" ] || ! [ -r "/proc/$new/environ" ]; then
+        not_ok "restart $part (after $how): pid $old -> $new"
+        return
+    fi
+    ok "ops/run.sh restart $part (after $how): pid $old -> $new, $(tail -n1 "$TMP/restart.log")"
+    if pid_alive "$old"; then
+        not_ok "restart $part: the old process $old still runs"
+    fi
+    if proc_file "$new" cmdline | cmp -s - "$TMP/$part.cmdline.old" &&
+        proc_file "$new" environ | cmp -s - "$TMP/$part.environ.old" &&
+        part_cgroups "$new" | cmp -s - "$TMP/$part.cgroups.old"; then
+        ok "restart $part: same command line, environment and cgroups ($(tr '\n' ' ' <"$TMP/$part.cgroups.old"))"
+    else
+        not_ok "restart $part: the restarted process differs from the one start made:"
+        diff "$TMP/$part.cmdline.old" <(proc_file "$new" cmdline) | sed 's/^/    cmdline /'
+        diff "$TMP/$part.environ.old" <(proc_file "$new" environ) | sed 's/^/    environ /'
+        diff "$TMP/$part.cgroups.old" <(part_cgroups "$new") | sed 's/^/    cgroups /'
+    fi
+}
+
+restart_check node1 kill
+restart_check node2 running
+restart_check nginx running
+out=$("$RUN_SH" restart nosuchpart 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 1 ] && grep -q "restart wants a part" <<<"$out"; then
+    ok "restart of an unknown part is refused (rc 1)"
+else
+    not_ok "restart nosuchpart: rc $rc, $out"
+fi
+id=$(cat /proc/sys/kernel/random/uuid)
+r=$(http "$NGINX_PORT" POST /payments "{\"correlationId\":\"$id\",\"amount\":19.90}")
+if [[ $r == 2* ]]; then
+    ok "POST /payments through nginx after the restarts -> $r"
+else
+    not_ok "POST /payments through nginx after the restarts -> $r"
+fi
+# The restarted parts' processes (nginx's new worker too) count among those that
+# must be gone after stop.
+for f in "$RUN_DIR"/pids/*.pid; do
+    mapfile -t -O "${#pids[@]}" pids < <(group_members "$(cat "$f")")
+done
 
 cgroups=$(cat "$RUN_DIR/cgroups" 2>/dev/null || true)
 if "$RUN_SH" stop >"$TMP/stop.log" 2>&1; then

@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "node/clock.h"
-#include "node/json.h"
-#include "node/money.h"
+#include "lib/clock.h"
+#include "lib/json.h"
+#include "lib/money.h"
 #include "tclient.h"
 
 #define TOPO_TIMEOUT_MS 5000
