@@ -362,6 +362,19 @@ def print_saturation(work):
     if gen:
         print("The generator used more than 80 %% of a core at %s/s: there the limit may be "
               "the generator's, not the pair's." % ", ".join(str(r) for r in sorted(gen)))
+    print()
+    print_status(os.path.join(d, "status.txt"), "after the search")
+
+
+def print_status(path, what):
+    """The limited parts' cgroup lines that ops/run.sh --limits status printed."""
+    try:
+        lines = [ln.split(None, 3) for ln in _read(path).splitlines() if "throttled" in ln]
+    except OSError:
+        return
+    for f in lines:
+        if len(f) == 4:
+            print("- %s, %s: %s" % (what, f[0], f[3]))
 
 
 def final_figures(work, which):
@@ -403,6 +416,9 @@ def print_final(work):
             ("generator lag p99, ms", "genLagP99", 2)]
     for label, k, dig in rows:
         print("| %s | %s | %s |" % (label, fmt(pair and pair[k], dig), fmt(lone and lone[k], dig)))
+    print()
+    for which in ("pair", "lone"):
+        print_status(os.path.join(work, "final", which + "-1", "status.txt"), which)
 
 
 def cmd_report(work):
