@@ -350,14 +350,20 @@ def print_saturation(work):
         print("| %d | %s | %s | %d/%d | %s | %s | %s |" % (
             rate, fmt(p["latencyMs"]["p50"]), fmt(p["latencyMs"]["p99"]), p["failed"], p["sent"],
             fmt(r["loopLagMs"]["p99"]), fmt(r["cpu"]["percentOfRun"], 0),
-            "pass" if sat_pass(r) else "fail"))
+            ("pass" if sat_pass(r) else "fail")
+            + (" (generator delayed)" if r["loopLagMs"]["p99"] > 1 else "")))
     passed = [r for r in steps if sat_pass(steps[r])]
     failed = [r for r in steps if not sat_pass(steps[r]) and (not passed or r > max(passed))]
     best = max(passed) if passed else None
-    print("\nHighest passing rate: %s/s%s." % (
-        best if best is not None else "none",
+    print("\nHighest passing rate: %s%s." % (
+        "%d/s" % best if best is not None else "none",
         ", lowest failing rate above it: %d/s" % min(failed) if failed else
         " (no step failed: the search stopped at its maximum)"))
+    late = [r for r in steps if steps[r]["loopLagMs"]["p99"] > 1]
+    if late:
+        print("The generator's own loop lag p99 exceeded 1 ms at %s/s: the machine delayed "
+              "the generator itself, so those steps say more about the machine than the pair."
+              % ", ".join(str(r) for r in sorted(late)))
     gen = [r for r in steps if steps[r]["cpu"]["percentOfRun"] > 80]
     if gen:
         print("The generator used more than 80 %% of a core at %s/s: there the limit may be "
