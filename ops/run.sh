@@ -42,6 +42,9 @@
 #   PROCSIM_DEFAULT_FEE [0.05]  PROCSIM_FALLBACK_FEE [0.15]  PROCSIM_TOKEN [123]
 #   READY_TIMEOUT [20] s per part  STOP_TIMEOUT [5] s  LOG_LINES [40]
 #   COMPOSE_FILE [docker-compose.yml]  NGINX_CONF [nginx.conf]  NGINX_BIN [nginx]
+#   NODES [2]: 1 starts node1 alone (no peer settings) and renders nginx.conf with
+#     node1 as its only upstream: the same proxy in front of a lone node, for
+#     benchmarks (bench/decompose.sh); node2's ports are then not used
 #   Other node settings (LOG_LEVEL, HEALTH_CHECK_INTERVAL, REQUEST_TIMEOUT, ...) are
 #   passed through from the environment.
 # Needs bash, python3 with PyYAML (/usr/bin/python3: docker-compose depends on it)
@@ -96,6 +99,8 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-5}
 LOG_LINES=${LOG_LINES:-40}
 LIMITS=${LIMITS:-0}
 RESTART_WAIT=1
+NODES=${NODES:-2}
+case $NODES in 1 | 2) ;; *) die "NODES must be 1 or 2 (got $NODES)" ;; esac
 
 PARTS=(procsim-default procsim-fallback node1 node2 nginx)
 STATE=$RUN_DIR/topology.env
@@ -231,8 +236,11 @@ render_nginx()
 {
     local r
     r=$(sed_escape "$RUN_DIR")
+    local lone=""
+    # NODES=1: node1 is the only upstream.
+    [ "$NODES" != 1 ] || lone='/^[[:space:]]*server[[:space:]]\+unix:\/run\/sock\/node2\.sock/d'
     # Comment lines are left as they are.
-    sed -e "/^[[:space:]]*#/b" \
+    sed -e "/^[[:space:]]*#/b" ${lone:+-e "$lone"} \
         -e "s|/run/sock/|$r/sock/|g" \
         -e "s|/run/nginx\\.pid|$r/nginx/nginx.pid|g" \
         -e "s|/var/cache/nginx/|$r/nginx/cache/|g" \
@@ -334,7 +342,7 @@ save_state()
     {
         for v in BUILD_DIR PAYNODE_BIN PROCSIM_BIN NGINX_BIN NGINX_PORT NODE1_PORT NODE2_PORT \
             PROCSIM_DEFAULT_PORT PROCSIM_FALLBACK_PORT EXT_DEFAULT_URL EXT_FALLBACK_URL DEFAULT_URL \
-            FALLBACK_URL LIMITS; do
+            FALLBACK_URL LIMITS NODES; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } >"$STATE"
@@ -388,8 +396,9 @@ cmd_start()
     FALLBACK_URL=${EXT_FALLBACK_URL:-http://127.0.0.1:$PROCSIM_FALLBACK_PORT}
     [ -n "$EXT_DEFAULT_URL" ] || need+=("$PROCSIM_DEFAULT_PORT")
     [ -n "$EXT_FALLBACK_URL" ] || need+=("$PROCSIM_FALLBACK_PORT")
-    need+=("$NODE1_PORT" "$NODE2_PORT" "$NODE1_NNG_PORT" "$((NODE1_NNG_PORT + 1))"
-        "$NODE2_NNG_PORT" "$((NODE2_NNG_PORT + 1))" "$NGINX_PORT")
+    need+=("$NODE1_PORT" "$NGINX_PORT")
+    [ "$NODES" = 1 ] || need+=("$NODE2_PORT" "$NODE1_NNG_PORT" "$((NODE1_NNG_PORT + 1))"
+        "$NODE2_NNG_PORT" "$((NODE2_NNG_PORT + 1))")
     if [ $((NODE1_NNG_PORT - NODE2_NNG_PORT)) -ge -1 ] && [ $((NODE1_NNG_PORT - NODE2_NNG_PORT)) -le 1 ]; then
         die "NODE1_NNG_PORT and NODE2_NNG_PORT must be at least 2 apart (each node also uses port + 1)"
     fi
@@ -416,11 +425,12 @@ cmd_start()
     [ -n "$EXT_FALLBACK_URL" ] || wait_part procsim-fallback
 
     spawn_node 1 "$NODE1_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT"
-    spawn_node 2 "$NODE2_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT"
+    [ "$NODES" = 1 ] ||
+        spawn_node 2 "$NODE2_PORT" "$NODE2_NNG_PORT" "$NODE2_GOSSIP_PORT" "$NODE1_NNG_PORT" "$NODE1_GOSSIP_PORT"
     # Both nodes before waiting: a node is ready (/healthz 200) once it has caught up
     # with its peer, so each needs the other running.
     wait_part node1
-    wait_part node2
+    [ "$NODES" = 1 ] || wait_part node2
 
     local nginx_globals="daemon off;"
     # As root, nginx's workers would run as the package's user, which may not be
@@ -446,15 +456,16 @@ on_start_exit()
 }
 
 # spawn_node <id> <http port> <nng port> <gossip port> <peer nng port> <peer gossip port>
+# (with NODES=1, no peer settings at all: a lone node)
 spawn_node()
 {
-    local id=$1
+    local id=$1 peer=()
+    [ "$NODES" = 1 ] || peer=(NNG_LISTEN="tcp://127.0.0.1:$3" PEER_NNG_URL="tcp://127.0.0.1:$5"
+        GOSSIP_LISTEN="127.0.0.1:$4" PEER_GOSSIP="127.0.0.1:$6")
     spawn "node$id" env NODE_ID="$id" SERVER_HOST=127.0.0.1 SERVER_PORT="$2" \
         SERVER_SOCKET="$RUN_DIR/sock/node$id.sock" \
         DEFAULT_PROCESSOR_URL="$DEFAULT_URL" FALLBACK_PROCESSOR_URL="$FALLBACK_URL" \
-        NNG_LISTEN="tcp://127.0.0.1:$3" PEER_NNG_URL="tcp://127.0.0.1:$5" \
-        GOSSIP_LISTEN="127.0.0.1:$4" PEER_GOSSIP="127.0.0.1:$6" \
-        LOG_LEVEL="${LOG_LEVEL:-info}" "$PAYNODE_BIN"
+        "${peer[@]}" LOG_LEVEL="${LOG_LEVEL:-info}" "$PAYNODE_BIN"
 }
 
 # Stops one part: SIGTERM to its process group, SIGKILL after STOP_TIMEOUT.
@@ -531,6 +542,7 @@ cmd_status()
     printf '%-17s %-5s %-8s %s\n' part state pid detail
     for p in "${PARTS[@]}"; do
         extra=""
+        [ "$p" != node2 ] || [ "${NODES:-2}" != 1 ] || continue
         if [ "$p" = procsim-default ] && [ -n "${EXT_DEFAULT_URL:-}" ]; then
             printf '%-17s %-5s %-8s %s\n' "$p" ext - "$EXT_DEFAULT_URL"
             continue

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -37,7 +38,7 @@
 #define LG_LAG_PERIOD_NS UINT64_C(10000000) /* loop-lag probe period: 10 ms */
 #define LG_VU_SLEEP_MS 1000
 #define LG_TICK_VU_MS 10      /* ramp granularity */
-#define LG_TICK_RATE_MS 1     /* fixed-rate send granularity */
+#define LG_TICK_RATE_MS 1     /* fixed-rate send granularity without a timerfd */
 #define LG_STOP_GRACE_MS 5000 /* beyond the request timeout, before abandoning */
 #define LG_AUDIT_FROM_MS 15000
 #define LG_AUDIT_TO_MS 2000
@@ -108,7 +109,10 @@ struct run {
     struct vu *free_slots; /* rate mode */
     uint64_t rate_sent;    /* rate mode: sends scheduled so far */
 
-    uv_timer_t tick; /* ramp (VU mode) or sends (rate mode) */
+    uv_timer_t tick;     /* ramp (VU mode) or sends (rate mode, if no send_fd) */
+    uv_poll_t send_poll; /* rate mode: send_fd expired */
+    int send_fd;         /* rate mode: timerfd armed at the next send's due time */
+    bool send_on;
     uv_timer_t stage_timer;
     unsigned next_stage;
     uv_timer_t audit_timer;
@@ -588,6 +592,8 @@ static void on_pay_done(void *arg, const struct httpc_result *res)
         maybe_after_stop(run);
 }
 
+static uint64_t send_due(struct run *run);
+
 static void on_tick(uv_timer_t *t)
 {
     struct run *run = container_of(t, struct run, tick);
@@ -606,10 +612,26 @@ static void on_tick(uv_timer_t *t)
             run->r->max_active_users = run->active;
         return;
     }
-    uint64_t dur_ns = (uint64_t)o->sched.duration_ms * 1000000;
-    uint64_t due = (now_ns < dur_ns ? now_ns : dur_ns - 1) * o->rate / 1000000000 + 1;
-    while (run->rate_sent < due) {
+    (void)send_due(run);
+}
+
+/* Rate mode: sends every payment due by now (send k is due at t0 + k / rate,
+ * before the end of the load phase); returns when the next one is due
+ * (uv_hrtime() clock), or 0 when none is left. */
+static uint64_t send_due(struct run *run)
+{
+    const struct lg_opts *o = run->o;
+    uint64_t now = uv_hrtime();
+    uint64_t end = run->t0_ns + (uint64_t)o->sched.duration_ms * 1000000;
+    uint64_t next = 0;
+    for (;;) {
         uint64_t sched_ns = run->t0_ns + run->rate_sent * 1000000000 / o->rate;
+        if (sched_ns >= end)
+            break;
+        if (sched_ns > now) {
+            next = sched_ns;
+            break;
+        }
         run->rate_sent++;
         struct vu *vu = run->free_slots;
         if (vu == NULL) {
@@ -625,6 +647,49 @@ static void on_tick(uv_timer_t *t)
     uint32_t busy = (uint32_t)run->pay_in_flight;
     if (busy > run->r->max_active_users)
         run->r->max_active_users = busy;
+    return next;
+}
+
+static void send_fd_arm(struct run *run, uint64_t at_ns)
+{
+    struct itimerspec its = {
+        .it_value = {.tv_sec = (time_t)(at_ns / 1000000000), .tv_nsec = (long)(at_ns % 1000000000)},
+    };
+    (void)timerfd_settime(run->send_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void on_send_timer(uv_poll_t *h, int status, int events)
+{
+    struct run *run = container_of(h, struct run, send_poll);
+    assert(run->magic == RUN_MAGIC);
+    uint64_t n;
+    if (status < 0 || read(run->send_fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+        return;
+    if (run->phase != PH_RUN)
+        return;
+    uint64_t next = send_due(run);
+    if (next != 0)
+        send_fd_arm(run, next);
+}
+
+/* Rate mode: each send at its own due time, to the nanosecond (a timerfd with
+ * an absolute expiry, as the lag probe), rather than on the next 1 ms tick:
+ * a uv timer's ms-rounded loop time would add 0-2 ms to every figure. False
+ * when no timerfd can be had (the caller then ticks every 1 ms). */
+static bool send_fd_start(struct run *run)
+{
+    run->send_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (run->send_fd < 0)
+        return false;
+    if (uv_poll_init(&run->loop, &run->send_poll, run->send_fd) != 0) {
+        close(run->send_fd);
+        run->send_fd = -1;
+        return false;
+    }
+    run->send_on = true;
+    uv_poll_start(&run->send_poll, UV_READABLE, on_send_timer);
+    send_fd_arm(run, run->t0_ns); /* uv_hrtime() is CLOCK_MONOTONIC, as the timerfd */
+    return true;
 }
 
 /* ---- schedule ---- */
@@ -792,8 +857,8 @@ static void start_load(struct run *run)
         arm_at(run, &run->audit_timer, on_audit, o->audit_interval_ms);
     }
     uv_timer_start(&run->phase_timer, on_load_end, o->sched.duration_ms, 0);
-    unsigned period = o->rate ? LG_TICK_RATE_MS : LG_TICK_VU_MS;
-    uv_timer_start(&run->tick, on_tick, 0, period);
+    if (o->rate == 0 || !send_fd_start(run))
+        uv_timer_start(&run->tick, on_tick, 0, o->rate ? LG_TICK_RATE_MS : LG_TICK_VU_MS);
 }
 
 /* Nanoseconds this thread spent runnable but waiting for a CPU (the second
@@ -828,6 +893,8 @@ static void stop_load(struct run *run)
         audit_now(run);
     run->phase = PH_STOPPING;
     uv_timer_stop(&run->tick);
+    if (run->send_on)
+        uv_poll_stop(&run->send_poll);
     uv_timer_stop(&run->stage_timer);
     uv_timer_stop(&run->audit_timer);
     if (o->rate == 0)
@@ -906,6 +973,14 @@ static void on_lag_closed(uv_handle_t *h)
     run->closing--;
 }
 
+static void on_send_closed(uv_handle_t *h)
+{
+    struct run *run = h->data;
+    close(run->send_fd);
+    run->send_fd = -1;
+    run->closing--;
+}
+
 static void on_httpc_closed(void *arg)
 {
     struct run *run = arg;
@@ -945,6 +1020,8 @@ static void finish(struct run *run, int rc)
     close_handle(run, (uv_handle_t *)&run->sigterm, on_closed);
     if (run->lag_on)
         close_handle(run, (uv_handle_t *)&run->lag_poll, on_lag_closed);
+    if (run->send_on)
+        close_handle(run, (uv_handle_t *)&run->send_poll, on_send_closed);
     if (run->o->rate == 0)
         for (uint32_t i = 0; i < run->nvus; i++)
             close_handle(run, (uv_handle_t *)&run->vus[i].timer, on_closed);
@@ -960,6 +1037,7 @@ static int run_init(struct run *run, const struct lg_opts *o, struct lg_results 
     run->o = o;
     run->r = r;
     run->lag_fd = -1;
+    run->send_fd = -1;
     run->timeout_us = (uint64_t)o->timeout_ms * 1000;
     lg_rng_seed(&run->rng);
     for (int i = LG_MAX_OPS; i-- > 0;) {
@@ -1045,6 +1123,10 @@ int lg_run(const struct lg_opts *o, struct lg_results *r)
             fprintf(stderr, "loadgen: SCHED_FIFO %u refused: %s (running without)\n",
                     o->rt_priority, strerror(errno));
     }
+    /* no coalescing of our wake-ups with others' (the default slack is 50 us;
+     * SCHED_FIFO threads have none anyway) */
+    if (o->rate)
+        (void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     start_token(run);
     uv_run(&run->loop, UV_RUN_DEFAULT);
     assert(run->phase == PH_DONE && run->closing == 0 && run->hc == NULL);
