@@ -30,7 +30,7 @@
 
 #include <uv.h>
 
-#include "node/container.h"
+#include "lib/container.h"
 #include "ops/loadgen/hist.h"
 
 #define PP_MSG_LEN 16 /* seq (8 bytes) + send time (8 bytes) */
