@@ -875,8 +875,10 @@ char *lg_html_render(const struct lg_opts *o, const struct lg_results *r, int rc
     chart_score(b, &v, rc);
     if (rc == 0 && r->have_final)
         lg_sb_printf(b,
-                     "<figcaption>net = (gross - fees) x (1 + bonus - fine). Lag (2xx posts "
-                     "the processors did not record): %" PRId64 "%s.</figcaption>\n",
+                     "<figcaption>net = (gross - fees) x (1 + bonus - fine); the bonus uses "
+                     "the p99 of every 2xx request of the run, admin calls included, as the "
+                     "challenge's test does. Lag (2xx posts the processors did not record): "
+                     "%" PRId64 "%s.</figcaption>\n",
                      r->score.lag, r->score.lag < 0 ? " (negative: disqualified)" : "");
     lg_sb_puts(b, "</figure>\n");
 
