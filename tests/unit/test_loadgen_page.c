@@ -453,6 +453,20 @@ static void test_rate_page(void **state)
     path_d(h, "line ok", d, sizeof(d));
     assert_int_equal(count(d, "L"), 1);
     free(h);
+
+    /* --score against a target that forwarded nothing: an all-zero score
+     * still draws an axis, no NaN */
+    o.score = true;
+    r->have_final = true;
+    struct lg_score_in in = {.ok_posts = 100};
+    lg_score_compute(&in, &r->score);
+    h = lg_html_render(&o, r, 0);
+    assert_non_null(h);
+    assert_markup(h);
+    assert_self_contained(h);
+    assert_int_equal(count(h, "class=\"score\""), 5);
+    assert_non_null(strstr(h, ">0.00<"));
+    free(h);
     lg_results_free(r);
 }
 
