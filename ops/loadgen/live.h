@@ -3,8 +3,9 @@
  * in place ("\r", clear to end of line). Silent otherwise. One uv timer on the
  * driver's loop, re-armed at absolute second marks from the start of the load
  * phase so it does not drift; the tick costs a few scans of one histogram
- * (20-30 us measured) and one small write(2), no allocation. It knows the results and the options,
- * not the driver: run.c calls the hooks below at its phase changes. */
+ * (20-30 us measured) and one small write(2), no allocation. It knows the
+ * results and the options, not the driver: run.c calls the hooks below at its
+ * phase changes. */
 #ifndef LG_LIVE_H
 #define LG_LIVE_H
 
