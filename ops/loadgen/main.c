@@ -1,7 +1,7 @@
 /* loadgen: runs the challenge's scenario (or a fixed rate) against a target and
  * prints a JSON report (and, with --html, a page of charts). Wiring only: flags,
- * the run, the reports, the files. Exit 0 when the run completed (whatever the score), 1 when it could not be
- * done, 2 for bad flags. */
+ * the run, the reports, the files. Exit 0 when the run completed (whatever the
+ * score), 1 when it could not be done, 2 for bad flags. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
