@@ -4,10 +4,11 @@ set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 # Build: compiler, CMake, the libraries. Tests: nginx (the local topology),
 # docker-compose + python3-yaml (offline compose checks, cgroup limits), curl and
-# jq (script tests, chaos verdicts), nftables (chaos partitions), iproute2 (ss).
+# jq (script tests, chaos verdicts), nftables (chaos partitions), iproute2 (ss),
+# chromium + a font (the load generator's HTML report rendered headless).
 PKGS=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjsmn-dev
       libcurl4-openssl-dev libnng-dev libcmocka-dev libsodium-dev nginx docker-compose python3
-      python3-yaml curl jq nftables iproute2 procps util-linux)
+      python3-yaml curl jq nftables iproute2 procps util-linux chromium fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

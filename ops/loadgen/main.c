@@ -1,7 +1,7 @@
 /* loadgen: runs the challenge's scenario (or a fixed rate) against a target and
- * prints a JSON report. Wiring only: flags, the run, the report, the files.
- * Exit 0 when the run completed (whatever the score), 1 when it could not be
- * done, 2 for bad flags. */
+ * prints a JSON report (and, with --html, a page of charts). Wiring only: flags,
+ * the run, the reports, the files. Exit 0 when the run completed (whatever the
+ * score), 1 when it could not be done, 2 for bad flags. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "html.h"
 #include "opts.h"
 #include "report.h"
 #include "run.h"
@@ -72,6 +73,15 @@ int main(int argc, char **argv)
             }
         }
         free(report);
+    }
+    if (o.html_path != NULL) {
+        char *html = lg_html_render(&o, r, rc);
+        int wrc = html ? write_file(o.html_path, html, strlen(html)) : -ENOMEM;
+        if (wrc != 0) {
+            fprintf(stderr, "loadgen: write %s failed: %s\n", o.html_path, strerror(-wrc));
+            status = 1;
+        }
+        free(html);
     }
     if (o.accepted_file != NULL) {
         int wrc = write_file(o.accepted_file, r->accepted, r->accepted_len);

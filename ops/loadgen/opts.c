@@ -24,6 +24,9 @@ static const char usage[] =
     "  --token T               X-Rinha-Token (default 123)\n"
     "  --accepted-file PATH    write every 2xx correlationId, one per line\n"
     "  --report PATH           also write the JSON report to PATH\n"
+    "  --html PATH             also write an HTML report to PATH: one self-contained\n"
+    "                          page of charts (latency over the processor stages,\n"
+    "                          throughput, processor share, audits, score)\n"
     "  --drain-s S             wait before the final summaries (default 3)\n"
     "  --audit-interval-s S    seconds between audits, 0 = none (default 10)\n"
     "  --timeout-ms MS         per-request timeout (default 1500)\n"
@@ -33,7 +36,9 @@ static const char usage[] =
     "                          a busy machine does not delay its loop (needs root)\n"
     "  --with-requested-at     add requestedAt to each payment (for a processor\n"
     "                          simulator as target; the challenge does not send it)\n"
-    "  --help\n";
+    "  --help\n"
+    "On a terminal, a progress line on stderr shows each second: elapsed/total, VUs\n"
+    "(or payments in flight), 2xx payments/s, that second's p99, errors, the stage.\n";
 
 const char *lg_opts_usage(void)
 {
@@ -175,6 +180,8 @@ int lg_opts_parse(int argc, char **argv, struct lg_opts *o, char *err, size_t er
             o->accepted_file = val;
         } else if (strcmp(name, "--report") == 0) {
             o->report_path = val;
+        } else if (strcmp(name, "--html") == 0) {
+            o->html_path = val;
         } else if (strcmp(name, "--drain-s") == 0) {
             if (parse_ms(val, 3600000, &o->drain_ms) != 0)
                 return fail(err, errcap, "--drain-s: want seconds >= 0, got '%s'", val);

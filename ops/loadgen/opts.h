@@ -18,6 +18,7 @@ struct lg_opts {
     const char *token;                   /* X-Rinha-Token */
     const char *accepted_file;           /* NULL: do not write */
     const char *report_path;             /* NULL: stdout only */
+    const char *html_path;               /* NULL: no HTML report */
     struct lg_schedule sched;            /* after --duration/--users/--amount/--stages */
     uint32_t rate;                       /* payments/s; 0 = virtual-user mode */
     uint32_t timeout_ms;                 /* per request */

@@ -26,6 +26,7 @@
 #include "lib/httpc.h"
 #include "lib/json.h"
 #include "lib/uuid.h"
+#include "live.h"
 #include "rng.h"
 
 #define RUN_MAGIC 0x4c47524eu
@@ -118,6 +119,7 @@ struct run {
     uv_timer_t audit_timer;
     unsigned next_audit_k;  /* the next audit is at k * interval */
     uv_timer_t phase_timer; /* end of load, stop watchdog, drain */
+    struct lg_live live;    /* per-second series and progress line */
     uv_signal_t sigint, sigterm;
     uv_poll_t lag_poll;
     int lag_fd;
@@ -242,7 +244,7 @@ struct lg_results *lg_results_new(const struct lg_opts *o)
         expect = 4000000;
     r->accepted_cap = (size_t)(expect + 1024) * (UUID_TEXT_LEN + 1);
     r->accepted = malloc(r->accepted_cap);
-    if (r->audits == NULL || r->accepted == NULL) {
+    if (r->audits == NULL || r->accepted == NULL || lg_series_init(&r->series, dur) != 0) {
         lg_results_free(r);
         return NULL;
     }
@@ -255,6 +257,7 @@ void lg_results_free(struct lg_results *r)
         return;
     free(r->audits);
     free(r->accepted);
+    lg_series_release(&r->series);
     free(r);
 }
 
@@ -582,6 +585,7 @@ static void on_pay_done(void *arg, const struct httpc_result *res)
     if (lg_classify(&r->payments, res, run->timeout_us)) {
         lg_hist_record(&r->pay_hist, lat_us);
         lg_hist_record(&r->all_hist, lat_us);
+        lg_series_record(&r->series, lat_us);
         accepted_add(r, vu->id);
     }
     if (run->o->rate)
@@ -848,6 +852,7 @@ static void start_load(struct run *run)
     run->idle0_ns = uv_metrics_idle_time(&run->loop);
     run->runq0_ns = runq_wait_ns();
     lag_start(run);
+    lg_live_start(&run->live, run->t0_ns);
     if (!o->no_schedule && o->rate == 0 && o->sched.nstages > 0 &&
         o->sched.stages[0].at_ms < o->sched.duration_ms)
         arm_at(run, &run->stage_timer, on_stage, o->sched.stages[0].at_ms);
@@ -892,6 +897,7 @@ static void stop_load(struct run *run)
         (uint64_t)run->next_audit_k * o->audit_interval_ms <= r->ran_ms)
         audit_now(run);
     run->phase = PH_STOPPING;
+    lg_live_stop(&run->live, r->ran_ms);
     uv_timer_stop(&run->tick);
     if (run->send_on)
         uv_poll_stop(&run->send_poll);
@@ -922,6 +928,7 @@ static void maybe_after_stop(struct run *run)
 {
     if (run->phase != PH_STOPPING || run->pay_in_flight > 0 || run->ops_in_use > 0)
         return;
+    lg_live_finish(&run->live);
     uv_timer_stop(&run->phase_timer);
     if (run->o->rate && !run->o->score) {
         finish(run, 0);
@@ -1002,6 +1009,7 @@ static void finish(struct run *run, int rc)
         stop_load(run);
     run->phase = PH_DONE;
     run->rc = rc;
+    lg_live_finish(&run->live);
     struct lg_results *r = run->r;
     if (rc == 0 && r->have_final) {
         struct lg_score_in in = {
@@ -1016,6 +1024,7 @@ static void finish(struct run *run, int rc)
     close_handle(run, (uv_handle_t *)&run->stage_timer, on_closed);
     close_handle(run, (uv_handle_t *)&run->audit_timer, on_closed);
     close_handle(run, (uv_handle_t *)&run->phase_timer, on_closed);
+    close_handle(run, (uv_handle_t *)&run->live.timer, on_closed);
     close_handle(run, (uv_handle_t *)&run->sigint, on_closed);
     close_handle(run, (uv_handle_t *)&run->sigterm, on_closed);
     if (run->lag_on)
@@ -1103,6 +1112,7 @@ int lg_run(const struct lg_opts *o, struct lg_results *r)
     uv_timer_init(&run->loop, &run->stage_timer);
     uv_timer_init(&run->loop, &run->audit_timer);
     uv_timer_init(&run->loop, &run->phase_timer);
+    lg_live_init(&run->live, &run->loop, o, r);
     if (o->rate == 0)
         for (uint32_t i = 0; i < run->nvus; i++)
             uv_timer_init(&run->loop, &run->vus[i].timer);

@@ -12,6 +12,7 @@
 #include "hist.h"
 #include "opts.h"
 #include "score.h"
+#include "series.h"
 
 struct lg_errors {
     uint64_t timeout;     /* no answer within the timeout */
@@ -47,6 +48,7 @@ struct lg_results {
     struct lg_hist pay_hist;      /* 2xx POST /payments latency */
     struct lg_hist all_hist;      /* every 2xx request of the run */
     struct lg_hist lag_hist;      /* loop lag samples */
+    struct lg_series series;      /* per second of the load phase (live.c fills it) */
     unsigned naudits, audits_cap;
     struct lg_audit *audits;
     uint64_t inconsistencies;
