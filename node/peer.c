@@ -29,7 +29,9 @@
 #include "node/gossip.h"
 #include "node/health.h"
 #include "node/ledger.h"
+#include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/money.h"
 #include "node/node.h"
 #include "lib/seal.h"
 #include "proto/catchup.h"
@@ -46,8 +48,12 @@
 #define PEER_RANGE_MAX 1000      /* events per range repair response */
 #define PEER_NNG_BUF 8192        /* nng SENDBUF/RECVBUF, messages (the maximum) */
 #define PEER_FAST_DATAGRAMS 4    /* fast-lane datagrams per flush at most (the rest: next one) */
-#define PEER_STREAM_KEEPALIVE_MS 200 /* a stream batch at least this often: proves the connection  \
-                                      */
+/* A stream batch goes out at least this often: it proves our connection. */
+#define PEER_STREAM_KEEPALIVE_MS 200
+#define PEER_EPOCH_STEP_MAX 16                   /* a PURGED epoch at most this far above ours */
+#define PEER_SEQ_JUMP_MAX (UINT64_C(1) << 20)    /* a stream jumping further is refused */
+#define PEER_TIME_MIN_MS INT64_C(946684800000)   /* 2000-01-01: no event time is older */
+#define PEER_TIME_AHEAD_MAX_MS INT64_C(86400000) /* nor more than a day ahead of our clock */
 
 enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
@@ -140,7 +146,7 @@ struct peer {
             snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
             taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored, datagrams_out,
             datagrams_in, datagram_events_out, datagram_gaps, datagram_send_errors, datagrams_stale,
-            unauthentic;
+            unauthentic, refused;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -475,9 +481,40 @@ static void purge_locally(struct peer *p, uint64_t epoch)
         n->purge_epoch = epoch;
 }
 
-static void apply_peer_event(struct peer *p, const struct event *ev)
+/* Whether a peer's event holds values our own API and clock could have made:
+ * an amount the API accepts, a processor we know, a time between 2000 and a
+ * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours. */
+static bool event_sane(const struct peer *p, const struct event *ev)
+{
+    if (ev->type == EVENT_PURGED)
+        return ev->epoch > 0 && ev->epoch <= p->n->purge_epoch + PEER_EPOCH_STEP_MAX;
+    if (ev->type != EVENT_ACCEPTED && ev->processor >= LEDGER_NPROC)
+        return false;
+    if ((ev->type == EVENT_ACCEPTED || ev->type == EVENT_RECORDED) &&
+        (ev->amount_cents < 1 || ev->amount_cents > MONEY_MAX_CENTS))
+        return false;
+    if (ev->type != EVENT_FAILED) {
+        int64_t now = clock_wall_ms();
+        if (ev->at_ms < PEER_TIME_MIN_MS || ev->at_ms > now + PEER_TIME_AHEAD_MAX_MS)
+            return false;
+    }
+    return true;
+}
+
+/* Applies one of the peer's events. Returns 0 when it is applied or changes
+ * nothing (a repeat, an event for a payment purged meanwhile, a transition
+ * the ledger calls impossible: logged); -EINVAL for values out of bounds and
+ * the ledger's -ENOSPC / -EINVAL: then the event is refused, counted, not
+ * acknowledged, and the stream stops there until a repair brings it again. */
+static int apply_peer_event(struct peer *p, const struct event *ev)
 {
     struct node *n = p->n;
+    if (!event_sane(p, ev)) {
+        p->st.refused++;
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u out of bounds: refused",
+                 (int)ev->type, ev->seq, ev->origin);
+        return -EINVAL;
+    }
     if (ev->type == EVENT_PURGED) {
         /* Two purges at once (one on each node) are one purge: the second
          * must not wipe what was accepted after the first. */
@@ -485,17 +522,24 @@ static void apply_peer_event(struct peer *p, const struct event *ev)
             purge_locally(p, ev->epoch);
         else
             p->st.purges_skipped++;
-        return;
+        return 0;
     }
     struct payment *pay = NULL;
     int rv = ledger_apply(n->ledger, ev, &pay);
     if (pay)
         pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
+    if (rv == -ENOSPC || rv == -EINVAL) {
+        p->st.refused++;
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused by the ledger: %d",
+                 (int)ev->type, ev->seq, ev->origin, rv);
+        return rv;
+    }
     if (rv != 0 && rv != -EEXIST && rv != -EPROTO) {
         p->st.apply_errors++;
-        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type, ev->seq,
-                 ev->origin, rv);
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u not applied: %d", (int)ev->type,
+                 ev->seq, ev->origin, rv);
     }
+    return 0;
 }
 
 static void start_range_repair(struct peer *p);
@@ -540,7 +584,7 @@ static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
     p->last_batch_ms = now_ms(p);
     if (h.incarnation != p->peer_inc)
         peer_restarted(p, h.incarnation);
-    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked) {
+    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked && h.ack_seq <= p->n->seq) {
         p->acked = h.ack_seq;
         release_holds(p, false);
         dispatch_kick(p->n->dispatch); /* attempts may wait for this ack */
@@ -554,7 +598,9 @@ static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
         if (ev.seq <= p->applied)
             continue;
         if (ev.seq != p->applied + 1) {
-            if (fast) {
+            if (ev.seq - p->applied > PEER_SEQ_JUMP_MAX) {
+                p->st.refused++; /* no repair chases a jump no real stream makes */
+            } else if (fast) {
                 p->st.datagram_gaps++;
             } else {
                 p->st.gaps++;
@@ -562,7 +608,8 @@ static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
             }
             return true;
         }
-        apply_peer_event(p, &ev);
+        if (apply_peer_event(p, &ev) != 0)
+            return true; /* not applied, not acknowledged */
         p->applied = ev.seq;
         p->ack_dirty = true;
         p->st.events_in++;
@@ -861,7 +908,12 @@ static void on_range_response(struct peer *p, const uint8_t *buf, size_t len)
     while (catchup_iter_next(&it, &ev) == 1) {
         if (ev.seq != p->applied + 1)
             continue;
-        apply_peer_event(p, &ev);
+        if (apply_peer_event(p, &ev) != 0) {
+            /* Refused: ask again later (the digest's next look), not now. */
+            p->repair = REPAIR_NONE;
+            stream_arm(p);
+            return;
+        }
         p->applied = ev.seq;
         p->ack_dirty = true;
         p->st.events_in++;
@@ -1325,47 +1377,49 @@ int peer_start(struct peer *p)
 
 size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
 {
-    int n = snprintf(
-        buf, cap,
-        "paynode_peer_alive %d\n"
-        "paynode_peer_caught_up %d\n"
-        "paynode_peer_resyncing %d\n"
-        "paynode_peer_subscribers %d\n"
-        "paynode_peer_applied_seq %" PRIu64 "\n"
-        "paynode_peer_acked_seq %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_send_errors_total %" PRIu64 "\n"
-        "paynode_peer_gaps_total %" PRIu64 "\n"
-        "paynode_peer_range_repairs_total %" PRIu64 "\n"
-        "paynode_peer_snapshots_total %" PRIu64 "\n"
-        "paynode_peer_snapshot_records_total %" PRIu64 "\n"
-        "paynode_peer_replies_held_total %" PRIu64 "\n"
-        "paynode_peer_replies_unacked_total %" PRIu64 "\n"
-        "paynode_peer_stalls_total %" PRIu64 "\n"
-        "paynode_peer_takeovers_total %" PRIu64 "\n"
-        "paynode_peer_taken_over_total %" PRIu64 "\n"
-        "paynode_peer_apply_errors_total %" PRIu64 "\n"
-        "paynode_peer_decode_errors_total %" PRIu64 "\n"
-        "paynode_peer_purges_skipped_total %" PRIu64 "\n"
-        "paynode_peer_dead_ignored_total %" PRIu64 "\n"
-        "paynode_peer_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
-        "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
-        "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
-        "paynode_peer_datagrams_stale_total %" PRIu64 "\n"
-        "paynode_peer_unauthentic_total %" PRIu64 "\n"
-        "paynode_peer_keyed %d\n",
-        peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
-        p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
-        p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
-        p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers, p->st.taken_over,
-        p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored,
-        p->st.datagrams_out, p->st.datagrams_in, p->st.datagram_events_out, p->st.datagram_gaps,
-        p->st.datagram_send_errors, p->st.datagrams_stale, p->st.unauthentic, p->keyed);
+    int n =
+        snprintf(buf, cap,
+                 "paynode_peer_alive %d\n"
+                 "paynode_peer_caught_up %d\n"
+                 "paynode_peer_resyncing %d\n"
+                 "paynode_peer_subscribers %d\n"
+                 "paynode_peer_applied_seq %" PRIu64 "\n"
+                 "paynode_peer_acked_seq %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_send_errors_total %" PRIu64 "\n"
+                 "paynode_peer_gaps_total %" PRIu64 "\n"
+                 "paynode_peer_range_repairs_total %" PRIu64 "\n"
+                 "paynode_peer_snapshots_total %" PRIu64 "\n"
+                 "paynode_peer_snapshot_records_total %" PRIu64 "\n"
+                 "paynode_peer_replies_held_total %" PRIu64 "\n"
+                 "paynode_peer_replies_unacked_total %" PRIu64 "\n"
+                 "paynode_peer_stalls_total %" PRIu64 "\n"
+                 "paynode_peer_takeovers_total %" PRIu64 "\n"
+                 "paynode_peer_taken_over_total %" PRIu64 "\n"
+                 "paynode_peer_apply_errors_total %" PRIu64 "\n"
+                 "paynode_peer_decode_errors_total %" PRIu64 "\n"
+                 "paynode_peer_purges_skipped_total %" PRIu64 "\n"
+                 "paynode_peer_dead_ignored_total %" PRIu64 "\n"
+                 "paynode_peer_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
+                 "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
+                 "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
+                 "paynode_peer_datagrams_stale_total %" PRIu64 "\n"
+                 "paynode_peer_unauthentic_total %" PRIu64 "\n"
+                 "paynode_peer_refused_total %" PRIu64 "\n"
+                 "paynode_peer_keyed %d\n",
+                 peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
+                 p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
+                 p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
+                 p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
+                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors,
+                 p->st.purges_skipped, p->st.dead_ignored, p->st.datagrams_out, p->st.datagrams_in,
+                 p->st.datagram_events_out, p->st.datagram_gaps, p->st.datagram_send_errors,
+                 p->st.datagrams_stale, p->st.unauthentic, p->st.refused, p->keyed);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
