@@ -11,6 +11,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libuv1-dev libhttp-parser-dev libjsmn-dev libcurl4-openssl-dev libnng-dev libcmocka-dev \
+      libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -21,7 +22,7 @@ FROM debian:12-slim
 # Runtime libraries only (plain http to the processors: no ca-certificates).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libcurl4 libnng1 libhttp-parser2.9 \
+      libuv1 libcurl4 libnng1 libhttp-parser2.9 libsodium23 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin paynode \
  && mkdir -p /run/sock \

@@ -3,6 +3,7 @@
 #include "node/config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,10 @@ static const struct uint_setting uint_settings[] = {
     {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
     {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},
     {"IDLE_TIMEOUT", UOFF(idle_timeout_ms), 60000, 100, 3600000, true},
+    {"PEER_FAST_LANE", UOFF(peer_fast_lane), 1, 0, 1, false},
+    {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 10, 1, 1000, true},
+    {"PAYNODE_TEST_DROP_BATCHES", UOFF(test_drop_batches), 0, 0, 1000, false},
+    {"PEER_INSECURE", UOFF(peer_insecure), 0, 0, 1, false},
 };
 
 struct str_setting {
@@ -121,7 +126,32 @@ static const struct str_setting str_settings[] = {
     {"PEER_NNG_URL", SOFF(peer_nng_url), "", false},
     {"GOSSIP_LISTEN", SOFF(gossip_listen), "", false},
     {"PEER_GOSSIP", SOFF(peer_gossip), "", false},
+    {"PEER_KEY", SOFF(peer_key), "", false},
+    {"PEER_KEY_FILE", SOFF(peer_key_file), "", false},
 };
+
+#define CONFIG_KEY_MIN 32 /* bytes of key material (lib seal's SEAL_KEY_MATERIAL_MIN) */
+
+/* Reads the key material of PEER_KEY_FILE into cfg->peer_key; trailing white
+ * space (a final newline) is not part of it. */
+static int read_key_file(struct config *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(cfg->peer_key_file, "rb");
+    if (!f)
+        return fail(err, errlen, "PEER_KEY_FILE: cannot open %s", cfg->peer_key_file);
+    size_t n = fread(cfg->peer_key, 1, sizeof(cfg->peer_key), f);
+    bool more = n == sizeof(cfg->peer_key) && fgetc(f) != EOF;
+    fclose(f);
+    if (more || n == sizeof(cfg->peer_key))
+        return fail(err, errlen, "PEER_KEY_FILE: longer than %zu bytes", sizeof(cfg->peer_key) - 1);
+    while (n > 0 && (cfg->peer_key[n - 1] == '\n' || cfg->peer_key[n - 1] == '\r' ||
+                     cfg->peer_key[n - 1] == ' ' || cfg->peer_key[n - 1] == '\t'))
+        n--;
+    cfg->peer_key[n] = '\0';
+    if (strlen(cfg->peer_key) != n)
+        return fail(err, errlen, "PEER_KEY_FILE: holds a NUL byte");
+    return 0;
+}
 
 int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err, size_t errlen)
 {
@@ -165,6 +195,20 @@ int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err,
         return fail(err, errlen,
                     "NNG_LISTEN, PEER_NNG_URL, GOSSIP_LISTEN and PEER_GOSSIP go together: "
                     "set all four or none");
+    if (cfg->peer_key[0] && cfg->peer_key_file[0])
+        return fail(err, errlen, "PEER_KEY and PEER_KEY_FILE: set one, not both");
+    if (cfg->peer_key_file[0]) {
+        int rv = read_key_file(cfg, err, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    if (cfg->peer_key[0] && strlen(cfg->peer_key) < CONFIG_KEY_MIN)
+        return fail(err, errlen, "PEER_KEY%s: shorter than %d bytes",
+                    cfg->peer_key_file[0] ? "_FILE" : "", CONFIG_KEY_MIN);
+    if (npeer == 4 && !cfg->peer_key[0] && !cfg->peer_insecure)
+        return fail(err, errlen,
+                    "PEER_KEY or PEER_KEY_FILE: a pair needs the shared key (or PEER_INSECURE=1 "
+                    "to run the peer links unauthenticated)");
     return 0;
 }
 
@@ -181,10 +225,13 @@ void config_log(const struct config *c)
                "\"HEALTH_CHECK_INTERVAL\":%u,\"REQUEST_TIMEOUT\":%u,\"SAFE_LATENCY_MS\":%u,"
                "\"PROCESSOR_MAX_CONNS\":%u,\"QUEUE_CAPACITY\":%u,\"LEDGER_CAPACITY\":%u,"
                "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"NNG_LISTEN\":\"%s\",\"PEER_NNG_URL\":\"%s\","
-               "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\"",
+               "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\",\"PEER_FAST_LANE\":%u,"
+               "\"STREAM_FLUSH_MS\":%u,\"PAYNODE_TEST_DROP_BATCHES\":%u,\"PEER_KEY\":\"%s\","
+               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
                c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
-               c->idle_timeout_ms, c->nng_listen, c->peer_nng_url, c->gossip_listen,
-               c->peer_gossip);
+               c->idle_timeout_ms, c->nng_listen, c->peer_nng_url, c->gossip_listen, c->peer_gossip,
+               c->peer_fast_lane, c->stream_flush_ms, c->test_drop_batches,
+               c->peer_key[0] ? "(set)" : "", c->peer_key_file, c->peer_insecure);
 }

@@ -12,6 +12,7 @@
 
 #define CONFIG_URL_MAX 256
 #define CONFIG_PATH_MAX 108 /* sun_path */
+#define CONFIG_KEY_MAX 512  /* PEER_KEY material, bytes */
 
 struct config {
     unsigned node_id;                    /* NODE_ID: 1..255 */
@@ -33,6 +34,18 @@ struct config {
     char peer_nng_url[CONFIG_URL_MAX];   /* PEER_NNG_URL: the peer's replication endpoint */
     char gossip_listen[CONFIG_URL_MAX];  /* GOSSIP_LISTEN: host:port for UDP heartbeats */
     char peer_gossip[CONFIG_URL_MAX];    /* PEER_GOSSIP: the peer's host:port */
+    unsigned peer_fast_lane;             /* PEER_FAST_LANE: 1 = events and acks also go loop to
+                                            loop as datagrams (docs/REPLICATION.md), 0 = the nng
+                                            stream alone, flushed every loop iteration */
+    unsigned stream_flush_ms;            /* STREAM_FLUSH_MS: nng stream batching with the fast
+                                            lane on */
+    unsigned test_drop_batches;          /* PAYNODE_TEST_DROP_BATCHES: tests only; drop every Nth
+                                            replication batch received (0 = none) */
+    char peer_key[CONFIG_KEY_MAX];       /* PEER_KEY, or the contents of PEER_KEY_FILE (trailing
+                                            white space cut): the secret shared by the pair, at
+                                            least 32 bytes; "" = none */
+    char peer_key_file[CONFIG_URL_MAX];  /* PEER_KEY_FILE: where peer_key came from, or "" */
+    unsigned peer_insecure;              /* PEER_INSECURE: 1 = a pair without a key is allowed */
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -15,6 +15,7 @@
 
 #include "lib/container.h"
 #include "lib/log.h"
+#include "proto/wire.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */
 #define GOSSIP_RXBUF 2048        /* larger than any valid datagram: bigger ones are truncated */
@@ -69,7 +70,11 @@ struct gossip {
     struct heartbeat last; /* valid when have_peer */
 
     struct gossip_stats st;
+    struct seal_tx tx; /* with cfg.key */
+    struct seal_rx rx;
     uint8_t rxbuf[GOSSIP_RXBUF];
+    uint8_t plain[GOSSIP_RXBUF];                      /* an opened datagram */
+    uint8_t sealed[GOSSIP_FRAME_MAX + SEAL_OVERHEAD]; /* one datagram being sent */
 };
 
 static void on_tick(uv_timer_t *t);
@@ -195,6 +200,10 @@ struct gossip *gossip_new(uv_loop_t *loop, const struct gossip_config *cfg,
     g->state = GOSSIP_PEER_UNKNOWN;
     g->is_checker = true;
     g->rng = (c.incarnation ^ ((uint64_t)c.self_id << 56) ^ 0x9e3779b97f4a7c15ull) | 1;
+    if (c.key) {
+        seal_tx_init(&g->tx, c.key, c.self_id, SEAL_CH_UDP, c.incarnation);
+        seal_rx_init(&g->rx, c.key, c.self_id, SEAL_CH_UDP);
+    }
 
     /* These cannot fail on a valid loop; they create no socket yet. */
     int rv = uv_udp_init(loop, &g->udp);
@@ -285,6 +294,27 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 }
 
 /* Builds and sends one heartbeat. Returns 0 or a negative errno. */
+/* One datagram to the peer, sealed when there is a key. */
+static int send_datagram(struct gossip *g, const uint8_t *data, size_t len)
+{
+    if (g->cfg.key) {
+        int n = seal_wrap(&g->tx, data, len, g->sealed, sizeof(g->sealed));
+        if (n < 0) {
+            g->st.send_errors++;
+            return n;
+        }
+        data = g->sealed;
+        len = (size_t)n;
+    }
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
+    if (rv < 0) {
+        g->st.send_errors++;
+        return rv;
+    }
+    return 0;
+}
+
 static int send_heartbeat(struct gossip *g)
 {
     if (!g->peer_resolved) {
@@ -308,13 +338,26 @@ static int send_heartbeat(struct gossip *g)
         g->st.send_errors++;
         return n;
     }
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
-    int rv = uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&g->peer_sa);
-    if (rv < 0) {
-        g->st.send_errors++;
+    int rv = send_datagram(g, buf, (size_t)n);
+    if (rv < 0)
         return rv;
-    }
     g->st.sent++;
+    return 0;
+}
+
+int gossip_send_frame(struct gossip *g, const uint8_t *frame, size_t len)
+{
+    GOSSIP_CHECK(g);
+    if (!g->started || g->closing)
+        return -ESHUTDOWN;
+    if (!g->peer_resolved)
+        return -EAGAIN;
+    if (len > GOSSIP_FRAME_MAX)
+        return -EMSGSIZE;
+    int rv = send_datagram(g, frame, len);
+    if (rv < 0)
+        return rv;
+    g->st.frames_sent++;
     return 0;
 }
 
@@ -339,8 +382,13 @@ static void set_state(struct gossip *g, enum gossip_peer_state s)
     if (old == s)
         return;
     g->state = s;
-    if (s == GOSSIP_PEER_DEAD)
+    if (s == GOSSIP_PEER_DEAD) {
         g->settled = false;
+        /* Its next process may start with an older clock: forget its
+         * incarnation (replays of a dead process change nothing the
+         * heartbeat rules would not refuse anyway). */
+        seal_rx_reset(&g->rx);
+    }
     log_info("gossip", "peer %u %s -> %s", g->peer_id, gossip_peer_state_name(old),
              gossip_peer_state_name(s));
     if (g->cbs.on_peer_state != NULL)
@@ -481,6 +529,48 @@ static void on_datagram(struct gossip *g, const uint8_t *data, size_t len)
     update_checker(g);
 }
 
+/* Whether addr is the peer's resolved address (family, address and port). */
+static bool from_peer(const struct gossip *g, const struct sockaddr *addr)
+{
+    if (!g->peer_resolved || addr == NULL || addr->sa_family != g->peer_sa.ss_family)
+        return false;
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)&g->peer_sa;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)&g->peer_sa;
+        return a->sin6_port == b->sin6_port &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* A frame that is not a heartbeat goes to the owner, if it comes from the
+ * peer's address and its header holds together. Returns false when data is
+ * not such a frame (then it is decoded as a heartbeat). */
+static bool maybe_frame(struct gossip *g, const uint8_t *data, size_t len)
+{
+    uint8_t type;
+    uint16_t flen;
+    if (g->cbs.on_frame == NULL || wire_get_header(data, len, &type, &flen) != 0 ||
+        type == WIRE_T_HEARTBEAT)
+        return false;
+    if (flen != len) {
+        drop(g, &g->st.dropped_malformed);
+        return true;
+    }
+    if (!g->peer_resolved) {
+        drop(g, &g->st.dropped_foreign); /* no peer to come from yet */
+        return true;
+    }
+    g->st.frames_received++;
+    g->cbs.on_frame(data, len, g->arg);
+    return true;
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags)
 {
@@ -494,7 +584,25 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         drop(g, &g->st.dropped_malformed);
         return;
     }
-    on_datagram(g, (const uint8_t *)buf->base, (size_t)nread);
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    /* Only the peer's address speaks to us, once we know it. */
+    if (g->peer_resolved && !from_peer(g, addr)) {
+        drop(g, &g->st.dropped_foreign);
+        return;
+    }
+    if (g->cfg.key) {
+        size_t plen = 0;
+        if (seal_open(&g->rx, data, len, g->plain, sizeof(g->plain), &plen, NULL) != 0) {
+            drop(g, &g->st.dropped_unauthentic);
+            return;
+        }
+        data = g->plain;
+        len = plen;
+    }
+    if (maybe_frame(g, data, len))
+        return;
+    on_datagram(g, data, len);
 }
 
 /* A parsed peer address. */

@@ -1,6 +1,9 @@
 /* UDP heartbeats between the two peer nodes, on the node's libuv loop: every
  * interval (with jitter) it asks the owner for the local digest, sends one
  * proto/heartbeat datagram to the peer, and reports the peer's heartbeats.
+ * The same socket carries the owner's other frames to and from the peer
+ * (gossip_send_frame, on_frame): replication's fast lane, loop to loop with no
+ * thread in between. Gossip only moves those; it reads nothing in them.
  * From the time since the last valid datagram it derives the peer's liveness
  * (UNKNOWN, ALIVE, SUSPECT, DEAD) and from that the checker election.
  * It does not act on the digest (replication and health belong to the owner).
@@ -26,11 +29,13 @@
 
 #include <uv.h>
 
+#include "lib/seal.h"
 #include "proto/heartbeat.h"
 
 #define GOSSIP_DEFAULT_INTERVAL_MS 100
 #define GOSSIP_DEFAULT_SUSPECT_MS 500
 #define GOSSIP_DEFAULT_DEAD_MS 1000
+#define GOSSIP_FRAME_MAX 1400        /* largest frame: one datagram, below a 1500-byte MTU */
 #define GOSSIP_RESOLVE_RETRY_MS 1000 /* re-resolve a peer host name this often while not ALIVE */
 
 enum gossip_peer_state {
@@ -43,17 +48,21 @@ enum gossip_peer_state {
  * still reports both steps); SUSPECT | DEAD -> ALIVE on a valid datagram. */
 
 struct gossip_config {
-    uint8_t self_id;         /* 1..255; datagrams carrying this id are dropped */
-    uint64_t incarnation;    /* this process' start time in ns; must change on restart */
-    const char *listen_addr; /* "host:port", numeric host ("0.0.0.0:7001", "127.0.0.1:0",
-                                "[::]:7001", ":7001" = all IPv4); port 0 = ephemeral */
-    const char *peer_addr;   /* "host:port"; host numeric or a name resolved with
-                                uv_getaddrinfo at start (retried while not ALIVE);
-                                NULL = none yet, see gossip_set_peer */
-    uint32_t interval_ms;    /* 0 = GOSSIP_DEFAULT_INTERVAL_MS; sends jittered by +-10% */
-    uint32_t suspect_ms;     /* 0 = GOSSIP_DEFAULT_SUSPECT_MS; must exceed interval_ms */
-    uint32_t dead_ms;        /* 0 = GOSSIP_DEFAULT_DEAD_MS; must exceed suspect_ms */
-    uint32_t handback_ms;    /* 0 = 2 * interval_ms; see the election rule above */
+    uint8_t self_id;            /* 1..255; datagrams carrying this id are dropped */
+    uint64_t incarnation;       /* this process' start time in ns; must change on restart */
+    const char *listen_addr;    /* "host:port", numeric host ("0.0.0.0:7001", "127.0.0.1:0",
+                                   "[::]:7001", ":7001" = all IPv4); port 0 = ephemeral */
+    const char *peer_addr;      /* "host:port"; host numeric or a name resolved with
+                                   uv_getaddrinfo at start (retried while not ALIVE);
+                                   NULL = none yet, see gossip_set_peer */
+    uint32_t interval_ms;       /* 0 = GOSSIP_DEFAULT_INTERVAL_MS; sends jittered by +-10% */
+    uint32_t suspect_ms;        /* 0 = GOSSIP_DEFAULT_SUSPECT_MS; must exceed interval_ms */
+    uint32_t dead_ms;           /* 0 = GOSSIP_DEFAULT_DEAD_MS; must exceed suspect_ms */
+    uint32_t handback_ms;       /* 0 = 2 * interval_ms; see the election rule above */
+    const struct seal_key *key; /* NULL: datagrams in the clear. Else every datagram sent
+                                   is sealed (node/seal.h, channel SEAL_CH_UDP) and only
+                                   authentic, fresh ones are read; the key must outlive
+                                   the gossip */
 };
 
 /* Callbacks run on the loop thread. Each may call any gossip_* function,
@@ -73,17 +82,28 @@ struct gossip_callbacks {
                           bool restarted, void *arg);
     /* Optional. The checker role of this node changed (initially true). */
     void (*on_checker)(bool self_is_checker, void *arg);
+    /* Optional. A datagram from the peer's address (authentic, with a key)
+     * that is a proto/wire.h frame of another type than a heartbeat (checked:
+     * magic, version, and the header's length equal to the datagram's).
+     * Unchecked otherwise; data is valid during the call. Without it such
+     * datagrams count as malformed. */
+    void (*on_frame)(const uint8_t *data, size_t len, void *arg);
 };
 
 struct gossip_stats {
-    uint64_t sent;              /* datagrams handed to the kernel */
-    uint64_t send_errors;       /* sends that failed (EAGAIN, unreachable, ...) or skipped:
-                                   peer address not resolved yet */
-    uint64_t received;          /* valid fresh heartbeats from the peer */
-    uint64_t dropped;           /* sum of the three below */
-    uint64_t dropped_malformed; /* undecodable, truncated, oversized, receive errors */
-    uint64_t dropped_self;      /* carrying our own node id */
-    uint64_t dropped_stale;     /* older incarnation, or counter not above the last one */
+    uint64_t sent;                /* datagrams handed to the kernel */
+    uint64_t send_errors;         /* sends that failed (EAGAIN, unreachable, ...) or skipped:
+                                     peer address not resolved yet */
+    uint64_t received;            /* valid fresh heartbeats from the peer */
+    uint64_t dropped;             /* sum of the dropped_* below */
+    uint64_t dropped_malformed;   /* undecodable, truncated, oversized, receive errors */
+    uint64_t dropped_self;        /* carrying our own node id */
+    uint64_t dropped_stale;       /* older incarnation, or counter not above the last one */
+    uint64_t dropped_foreign;     /* datagrams from another address than the peer's (once it
+                                     is resolved) */
+    uint64_t dropped_unauthentic; /* with a key: not sealed with it, tampered, or replayed */
+    uint64_t frames_sent;         /* gossip_send_frame datagrams handed to the kernel */
+    uint64_t frames_received;     /* frames passed to on_frame */
 };
 
 struct gossip;
@@ -113,6 +133,14 @@ int gossip_set_peer(struct gossip *g, const char *peer_addr) __attribute__((warn
  * state change at once. Returns 0, -EAGAIN if the peer address is not
  * resolved yet, -ESHUTDOWN if not started or closing, or the send error. */
 int gossip_send_now(struct gossip *g) __attribute__((warn_unused_result));
+
+/* Sends one frame (a whole proto/wire.h frame, at most GOSSIP_FRAME_MAX bytes)
+ * to the peer now, on the loop thread, with one non-blocking send. Returns 0,
+ * -EAGAIN if the peer address is not resolved yet or the kernel's buffer is
+ * full, -EMSGSIZE, -ESHUTDOWN if not started or closing, or the send error.
+ * Datagrams may be lost or reordered: the caller repairs by its own means. */
+int gossip_send_frame(struct gossip *g, const uint8_t *frame, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Local UDP port after gossip_start (useful with port 0), else 0. */
 int gossip_port(const struct gossip *g);

@@ -1,9 +1,11 @@
-/* Replication with the peer: nng pub/sub for the event stream and its
- * acknowledgements, nng req/rep for repairs (event ranges from a ring of our
- * recent events, or a snapshot of the whole ledger), node/gossip for liveness,
- * election and the shared health view. What it guarantees and why is in
- * docs/REPLICATION.md. This file moves events and decides when the node is in
- * sync; it makes no routing decision (dispatch does). */
+/* Replication with the peer: nng pub/sub for the event stream of record and
+ * its acknowledgements, a fast lane of datagrams on gossip's UDP socket for
+ * what a client waits for (events and acks loop to loop, no thread hop), nng
+ * req/rep for repairs (event ranges from a ring of our recent events, or a
+ * snapshot of the whole ledger), node/gossip for liveness, election and the
+ * shared health view. What it guarantees and why is in docs/REPLICATION.md.
+ * This file moves events and decides when the node is in sync; it makes no
+ * routing decision (dispatch does). */
 #include "node/peer.h"
 
 #include <assert.h>
@@ -27,8 +29,11 @@
 #include "node/gossip.h"
 #include "node/health.h"
 #include "node/ledger.h"
+#include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/money.h"
 #include "node/node.h"
+#include "lib/seal.h"
 #include "proto/catchup.h"
 #include "proto/repl.h"
 #include "proto/wire.h"
@@ -42,6 +47,13 @@
 #define PEER_REQ_TIMEOUT_MS 1000 /* a repair request unanswered this long is re-sent */
 #define PEER_RANGE_MAX 1000      /* events per range repair response */
 #define PEER_NNG_BUF 8192        /* nng SENDBUF/RECVBUF, messages (the maximum) */
+#define PEER_FAST_DATAGRAMS 4    /* fast-lane datagrams per flush at most (the rest: next one) */
+/* A stream batch goes out at least this often: it proves our connection. */
+#define PEER_STREAM_KEEPALIVE_MS 200
+#define PEER_EPOCH_STEP_MAX 16                   /* a PURGED epoch at most this far above ours */
+#define PEER_SEQ_JUMP_MAX (UINT64_C(1) << 20)    /* a stream jumping further is refused */
+#define PEER_TIME_MIN_MS INT64_C(946684800000)   /* 2000-01-01: no event time is older */
+#define PEER_TIME_AHEAD_MAX_MS INT64_C(86400000) /* nor more than a day ahead of our clock */
 
 enum peer_repair { REPAIR_NONE = 0, REPAIR_SNAPSHOT, REPAIR_RANGE };
 
@@ -67,15 +79,35 @@ struct peer {
     bool polls_started;
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
+    uv_idle_t flush_idle;    /* keeps poll from blocking until the check phase flushes */
+    uv_timer_t stream_timer; /* the nng stream's next flush (fast lane on) */
     uv_timer_t tick;
     struct gossip *gossip;
-    atomic_int pub_pipes; /* subscribers connected to our pub socket (nng threads) */
+    atomic_int pub_pipes;    /* subscribers connected to our pub socket (nng threads) */
+    atomic_uint peer_pipe;   /* id of our sub connection that delivered an authentic batch of
+                                the peer's, 0 when none or closed (nng threads clear it) */
+    uint64_t last_stream_ms; /* uv_now of our last stream batch */
 
-    /* Outgoing batch and the ring of our recent events. */
+    /* Sealing (node/seal.h): every nng message and datagram, when keyed. */
+    bool keyed;
+    struct seal_key key;
+    struct seal_tx tx_stream, tx_req, tx_rep;
+    struct seal_rx rx_stream, rx_req, rx_rep;
+    uint8_t *plain; /* one opened nng message */
+
+    /* Outgoing nng batch and the ring of our recent events. */
     uint8_t *out;
     struct repl_writer w;
-    bool ack_dirty; /* applied peer events not yet acknowledged */
+    bool ack_dirty; /* applied peer events not yet acknowledged on the stream */
     struct event *ring;
+
+    /* The fast lane (docs/REPLICATION.md): datagrams through gossip's socket. */
+    bool fast_on;             /* PEER_FAST_LANE */
+    unsigned stream_flush_ms; /* STREAM_FLUSH_MS */
+    uint8_t *fast_out;        /* one datagram */
+    uint64_t fast_sent;       /* last of our seqs that went out in a datagram */
+    uint64_t want_ack;        /* our highest seq something waits for the peer to hold */
+    bool ack_urgent;          /* the peer waits for our ack: send one this iteration */
 
     /* The peer as we know it. */
     uint8_t peer_id;        /* 0 until heard of */
@@ -101,8 +133,8 @@ struct peer {
     bool takeover_pending;    /* dispatch ran out of room: take over again next tick */
     bool takeover_waiting;    /* the peer is dead to gossip but its connection is up */
     bool dead_deferred;       /* a DEAD right after our own stall, not acted on yet */
-    unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received */
-    uint64_t test_received;
+    unsigned test_drop_every; /* PAYNODE_TEST_DROP_BATCHES: drop every Nth batch received, */
+    uint64_t test_received, test_received_fast; /* stream and datagrams counted apart */
 
     struct held_reply *holds;
     unsigned hold_head, hold_len;
@@ -112,7 +144,9 @@ struct peer {
     struct {
         uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,
             snapshots, snapshot_records, replies_held, replies_unacked, stalls, takeovers,
-            taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored;
+            taken_over, apply_errors, decode_errors, purges_skipped, dead_ignored, datagrams_out,
+            datagrams_in, datagram_events_out, datagram_gaps, datagram_send_errors, datagrams_stale,
+            unauthentic, refused;
     } st;
 
     peer_closed_cb *closed_cb;
@@ -161,6 +195,42 @@ static uint64_t now_ms(const struct peer *p)
 
 /* ---- outgoing batches ---------------------------------------------------- */
 
+/* An nng message holding buf[0..len), sealed on tx's channel when keyed.
+ * Returns 0 or an NNG_E* code. */
+static int make_msg(struct peer *p, struct seal_tx *tx, const uint8_t *buf, size_t len,
+                    nng_msg **out)
+{
+    size_t mlen = p->keyed ? len + SEAL_OVERHEAD : len;
+    int rv = nng_msg_alloc(out, mlen);
+    if (rv != 0)
+        return rv;
+    if (!p->keyed) {
+        memcpy(nng_msg_body(*out), buf, len);
+        return 0;
+    }
+    if (seal_wrap(tx, buf, len, nng_msg_body(*out), mlen) != (int)mlen) {
+        nng_msg_free(*out);
+        return NNG_EINVAL;
+    }
+    return 0;
+}
+
+/* The plain contents of a received message: the body itself, or, when keyed,
+ * the opened copy in p->plain. NULL (counted) for anything not authentic
+ * and fresh on rx's channel. */
+static const uint8_t *open_msg(struct peer *p, struct seal_rx *rx, nng_msg *m, size_t *len)
+{
+    if (!p->keyed) {
+        *len = nng_msg_len(m);
+        return nng_msg_body(m);
+    }
+    if (seal_open(rx, nng_msg_body(m), nng_msg_len(m), p->plain, REPL_FRAME_MAX, len, NULL) != 0) {
+        p->st.unauthentic++;
+        return NULL;
+    }
+    return p->plain;
+}
+
 static void writer_reset(struct peer *p)
 {
     struct repl_batch h = {
@@ -174,22 +244,35 @@ static void writer_reset(struct peer *p)
     (void)rv;
 }
 
-static void flush(struct peer *p)
+static bool can_ack(const struct peer *p);
+
+/* Whether something (a held reply, a gated attempt) waits for the peer to
+ * hold one of our events that it has not acknowledged yet. */
+static bool waiting_for_ack(const struct peer *p)
+{
+    return p->want_ack > p->acked && can_ack(p);
+}
+
+/* Sends the nng batch: every event since the last one, and our ack. */
+static void stream_flush(struct peer *p)
 {
     if (p->w.hdr.count == 0 && !p->ack_dirty)
         return;
     /* The ack goes in at send time: it covers everything applied so far. */
     p->w.hdr.ack_incarnation = p->peer_inc;
     p->w.hdr.ack_seq = p->applied;
+    /* With the fast lane on, a batch asks for an ack at once when a datagram
+     * may have been lost on the way (we still wait): the stream repairs it. */
+    p->w.hdr.ack_wanted = p->fast_on && waiting_for_ack(p);
     size_t len = repl_writer_finish(&p->w);
     nng_msg *m;
-    int rv = nng_msg_alloc(&m, len);
+    int rv = make_msg(p, &p->tx_stream, p->out, len, &m);
     if (rv == 0) {
-        memcpy(nng_msg_body(m), p->out, len);
         rv = nng_sendmsg(p->pub, m, NNG_FLAG_NONBLOCK);
         if (rv != 0)
             nng_msg_free(m);
     }
+    p->last_stream_ms = now_ms(p);
     if (rv != 0) {
         /* Lost events are repaired by the peer's range request. */
         p->st.send_errors++;
@@ -201,14 +284,102 @@ static void flush(struct peer *p)
     writer_reset(p);
 }
 
+static void on_stream_timer(uv_timer_t *t)
+{
+    stream_flush(container_of(t, struct peer, stream_timer));
+}
+
+/* With the fast lane on, the stream goes out every stream_flush_ms while
+ * there is something to send, so one nng message carries many payments'
+ * events at any rate; without it, every loop iteration. */
+static void stream_arm(struct peer *p)
+{
+    if (p->fast_on && !uv_is_active((uv_handle_t *)&p->stream_timer))
+        uv_timer_start(&p->stream_timer, on_stream_timer, p->stream_flush_ms, 0);
+}
+
+/* The fast lane: when something waits for the peer's ack, one datagram (or a
+ * few) carries our events the peer has not acknowledged nor had in a datagram
+ * yet, from the ring, oldest first, so that the peer can apply them in order;
+ * when the peer waits for ours, the same datagram acknowledges. Datagrams may
+ * be lost: the stream carries everything again and repairs the gap. */
+static void fast_flush(struct peer *p)
+{
+    if (!p->fast_on || !p->gossip)
+        return;
+    uv_idle_stop(&p->flush_idle);
+    uint64_t own = p->n->seq;
+    bool want = waiting_for_ack(p);
+    /* A datagram goes when the event waited for has not gone in one yet, or
+     * when the peer waits for our ack; later events ride along. */
+    if (!(want && p->want_ack > p->fast_sent) && !p->ack_urgent)
+        return;
+    uint64_t from = (p->fast_sent > p->acked ? p->fast_sent : p->acked) + 1;
+    if (from <= own && own - from >= PEER_RING_SIZE)
+        from = own - PEER_RING_SIZE + 1;
+    for (int d = 0; d < PEER_FAST_DATAGRAMS; d++) {
+        struct repl_writer fw;
+        struct repl_batch h = {
+            .sender_id = p->self_id,
+            .incarnation = p->incarnation,
+            .ack_incarnation = p->peer_inc,
+            .ack_seq = p->applied,
+            .ack_wanted = want,
+        };
+        int rv = repl_writer_init(&fw, p->fast_out, GOSSIP_FRAME_MAX, &h);
+        assert(rv == 0);
+        uint64_t next = from;
+        while (next <= own && repl_writer_add(&fw, &p->ring[next & (PEER_RING_SIZE - 1)]) == 0)
+            next++;
+        size_t len = repl_writer_finish(&fw);
+        rv = gossip_send_frame(p->gossip, p->fast_out, len);
+        if (rv != 0) {
+            p->st.datagram_send_errors++; /* the stream carries them anyway */
+            break;
+        }
+        p->st.datagrams_out++;
+        p->st.datagram_events_out += fw.hdr.count;
+        if (next > from)
+            p->fast_sent = next - 1;
+        from = next;
+        if (from > own)
+            break;
+    }
+    p->ack_urgent = false;
+}
+
 static void on_flush_prepare(uv_prepare_t *h)
 {
-    flush(container_of(h, struct peer, flush_prepare));
+    struct peer *p = container_of(h, struct peer, flush_prepare);
+    if (p->fast_on)
+        fast_flush(p);
+    else
+        stream_flush(p);
 }
 
 static void on_flush_check(uv_check_t *h)
 {
-    flush(container_of(h, struct peer, flush_check));
+    struct peer *p = container_of(h, struct peer, flush_check);
+    if (p->fast_on)
+        fast_flush(p);
+    else
+        stream_flush(p);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    /* Only there so that the loop polls without blocking: the check flushes. */
+}
+
+/* Someone waits for the peer's ack of our event seq: the fast lane sends it
+ * before the loop next blocks. */
+static void want_ack_of(struct peer *p, uint64_t seq)
+{
+    if (seq <= p->want_ack)
+        return;
+    p->want_ack = seq;
+    if (p->fast_on && p->gossip)
+        uv_idle_start(&p->flush_idle, on_flush_idle);
 }
 
 void peer_publish(struct peer *p, const struct event *ev)
@@ -216,19 +387,23 @@ void peer_publish(struct peer *p, const struct event *ev)
     assert(p->magic == PEER_MAGIC);
     p->ring[ev->seq & (PEER_RING_SIZE - 1)] = *ev;
     if (repl_writer_add(&p->w, ev) == -ENOSPC) {
-        flush(p);
+        stream_flush(p);
         int rv = repl_writer_add(&p->w, ev);
         assert(rv == 0);
         (void)rv;
     }
+    stream_arm(p);
 }
 
 /* ---- held replies ------------------------------------------------------- */
 
+/* Whether the peer can acknowledge our events now: alive and caught up to
+ * gossip, and (without the fast lane, whose datagrams need no connection)
+ * subscribed to our stream. */
 static bool can_ack(const struct peer *p)
 {
     return p->gossip && gossip_peer_state(p->gossip) == GOSSIP_PEER_ALIVE && p->peer_ready &&
-           atomic_load(&p->pub_pipes) > 0;
+           (p->fast_on || atomic_load(&p->pub_pipes) > 0);
 }
 
 /* Answers held replies: those acked, and all of them when force (peer gone),
@@ -265,16 +440,20 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
     p->holds[i] = (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
     p->hold_len++;
     p->st.replies_held++;
+    want_ack_of(p, seq);
 }
 
-bool peer_acked(const struct peer *p, uint64_t seq)
+bool peer_acked(struct peer *p, uint64_t seq)
 {
-    return seq <= p->acked;
+    if (seq <= p->acked)
+        return true;
+    want_ack_of(p, seq);
+    return false;
 }
 
 bool peer_listening(const struct peer *p)
 {
-    return atomic_load(&p->pub_pipes) > 0;
+    return atomic_load(&p->peer_pipe) != 0;
 }
 
 bool peer_may_know(const struct peer *p)
@@ -302,9 +481,40 @@ static void purge_locally(struct peer *p, uint64_t epoch)
         n->purge_epoch = epoch;
 }
 
-static void apply_peer_event(struct peer *p, const struct event *ev)
+/* Whether a peer's event holds values our own API and clock could have made:
+ * an amount the API accepts, a processor we know, a time between 2000 and a
+ * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours. */
+static bool event_sane(const struct peer *p, const struct event *ev)
+{
+    if (ev->type == EVENT_PURGED)
+        return ev->epoch > 0 && ev->epoch <= p->n->purge_epoch + PEER_EPOCH_STEP_MAX;
+    if (ev->type != EVENT_ACCEPTED && ev->processor >= LEDGER_NPROC)
+        return false;
+    if ((ev->type == EVENT_ACCEPTED || ev->type == EVENT_RECORDED) &&
+        (ev->amount_cents < 1 || ev->amount_cents > MONEY_MAX_CENTS))
+        return false;
+    if (ev->type != EVENT_FAILED) {
+        int64_t now = clock_wall_ms();
+        if (ev->at_ms < PEER_TIME_MIN_MS || ev->at_ms > now + PEER_TIME_AHEAD_MAX_MS)
+            return false;
+    }
+    return true;
+}
+
+/* Applies one of the peer's events. Returns 0 when it is applied or changes
+ * nothing (a repeat, an event for a payment purged meanwhile, a transition
+ * the ledger calls impossible: logged); -EINVAL for values out of bounds and
+ * the ledger's -ENOSPC / -EINVAL: then the event is refused, counted, not
+ * acknowledged, and the stream stops there until a repair brings it again. */
+static int apply_peer_event(struct peer *p, const struct event *ev)
 {
     struct node *n = p->n;
+    if (!event_sane(p, ev)) {
+        p->st.refused++;
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u out of bounds: refused",
+                 (int)ev->type, ev->seq, ev->origin);
+        return -EINVAL;
+    }
     if (ev->type == EVENT_PURGED) {
         /* Two purges at once (one on each node) are one purge: the second
          * must not wipe what was accepted after the first. */
@@ -312,17 +522,24 @@ static void apply_peer_event(struct peer *p, const struct event *ev)
             purge_locally(p, ev->epoch);
         else
             p->st.purges_skipped++;
-        return;
+        return 0;
     }
     struct payment *pay = NULL;
     int rv = ledger_apply(n->ledger, ev, &pay);
     if (pay)
         pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
+    if (rv == -ENOSPC || rv == -EINVAL) {
+        p->st.refused++;
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused by the ledger: %d",
+                 (int)ev->type, ev->seq, ev->origin, rv);
+        return rv;
+    }
     if (rv != 0 && rv != -EEXIST && rv != -EPROTO) {
         p->st.apply_errors++;
-        log_warn("peer", "event %d seq %" PRIu64 " of node %u refused: %d", (int)ev->type, ev->seq,
-                 ev->origin, rv);
+        log_warn("peer", "event %d seq %" PRIu64 " of node %u not applied: %d", (int)ev->type,
+                 ev->seq, ev->origin, rv);
     }
+    return 0;
 }
 
 static void start_range_repair(struct peer *p);
@@ -338,42 +555,77 @@ static void peer_restarted(struct peer *p, uint64_t inc)
     p->acked = 0;
 }
 
-static void on_batch(struct peer *p, const uint8_t *buf, size_t len)
+/* A batch from the stream, or from the fast lane (fast): both carry the same
+ * events; we apply each seq once, in order. A gap in the stream asks for a
+ * range repair; a gap in the fast lane (a datagram lost or overtaken) waits
+ * for the stream, which carries everything. */
+static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
 {
     struct repl_batch h;
     struct repl_iter it;
     if (repl_batch_decode(&h, &it, buf, len) != 0) {
         p->st.decode_errors++;
-        return;
+        return false;
     }
     if (h.sender_id == p->self_id)
-        return;
+        return false;
+    if (fast && (h.incarnation != p->peer_inc || h.sender_id != p->peer_id)) {
+        /* The fast lane serves a peer the stream has introduced: a restart
+         * (new incarnation) is the stream's or a snapshot's to handle, and a
+         * datagram of an older process must never roll peer_inc back. */
+        p->st.datagrams_stale++;
+        return false;
+    }
     p->peer_id = h.sender_id;
-    p->st.batches_in++;
+    if (fast)
+        p->st.datagrams_in++;
+    else
+        p->st.batches_in++;
     p->last_batch_ms = now_ms(p);
     if (h.incarnation != p->peer_inc)
         peer_restarted(p, h.incarnation);
-    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked) {
+    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked && h.ack_seq <= p->n->seq) {
         p->acked = h.ack_seq;
         release_holds(p, false);
         dispatch_kick(p->n->dispatch); /* attempts may wait for this ack */
     }
+    if (h.ack_wanted)
+        p->ack_urgent = true; /* answered by the fast lane before the loop blocks */
     if (p->repair == REPAIR_SNAPSHOT || !p->caught_up)
-        return; /* the snapshot and a range repair after it cover these */
+        return true; /* the snapshot and a range repair after it cover these */
     struct event ev;
     while (repl_iter_next(&it, &ev) == 1) {
         if (ev.seq <= p->applied)
             continue;
         if (ev.seq != p->applied + 1) {
-            p->st.gaps++;
-            start_range_repair(p);
-            return;
+            if (ev.seq - p->applied > PEER_SEQ_JUMP_MAX) {
+                p->st.refused++; /* no repair chases a jump no real stream makes */
+            } else if (fast) {
+                p->st.datagram_gaps++;
+            } else {
+                p->st.gaps++;
+                start_range_repair(p);
+            }
+            return true;
         }
-        apply_peer_event(p, &ev);
+        if (apply_peer_event(p, &ev) != 0)
+            return true; /* not applied, not acknowledged */
         p->applied = ev.seq;
         p->ack_dirty = true;
         p->st.events_in++;
     }
+    if (p->ack_dirty)
+        stream_arm(p);
+    return true;
+}
+
+static void on_fast_frame(const uint8_t *data, size_t len, void *arg)
+{
+    struct peer *p = arg;
+    /* Fault injection for tests: behave as if the datagram had been lost. */
+    bool drop = p->test_drop_every && ++p->test_received_fast % p->test_drop_every == 0;
+    if (!drop)
+        (void)on_batch(p, data, len, true);
 }
 
 static void on_sub_readable(uv_poll_t *h, int status, int events)
@@ -383,8 +635,12 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
     while (nng_recvmsg(p->sub, &m, NNG_FLAG_NONBLOCK) == 0) {
         /* Fault injection for tests: behave as if pub/sub had lost it. */
         bool drop = p->test_drop_every && ++p->test_received % p->test_drop_every == 0;
-        if (!drop)
-            on_batch(p, nng_msg_body(m), nng_msg_len(m));
+        size_t len = 0;
+        const uint8_t *buf = drop ? NULL : open_msg(p, &p->rx_stream, m, &len);
+        /* A connection counts as the peer's once it brought an authentic
+         * batch of the peer's: a stranger's never does (docs/SECURITY.md). */
+        if (buf && on_batch(p, buf, len, false))
+            atomic_store(&p->peer_pipe, (unsigned)nng_pipe_id(nng_msg_get_pipe(m)));
         nng_msg_free(m);
     }
 }
@@ -394,9 +650,8 @@ static void on_sub_readable(uv_poll_t *h, int status, int events)
 static void rep_send(struct peer *p, const uint8_t *buf, size_t len)
 {
     nng_msg *m;
-    if (nng_msg_alloc(&m, len) != 0)
+    if (make_msg(p, &p->tx_rep, buf, len, &m) != 0)
         return;
-    memcpy(nng_msg_body(m), buf, len);
     if (nng_sendmsg(p->rep, m, NNG_FLAG_NONBLOCK) != 0) {
         nng_msg_free(m);
         p->st.send_errors++;
@@ -464,11 +719,13 @@ static void on_rep_readable(uv_poll_t *h, int status, int events)
     struct peer *p = h->data;
     nng_msg *m;
     while (nng_recvmsg(p->rep, &m, NNG_FLAG_NONBLOCK) == 0) {
-        const uint8_t *buf = nng_msg_body(m);
-        size_t len = nng_msg_len(m);
+        size_t len = 0;
+        const uint8_t *buf = open_msg(p, &p->rx_req, m, &len);
         struct catchup_request crq;
         struct snap_request srq;
-        if (catchup_request_decode(&crq, buf, len) == 0)
+        if (!buf)
+            ; /* not the peer's: no answer (REP then waits for the next request) */
+        else if (catchup_request_decode(&crq, buf, len) == 0)
             serve_range(p, &crq);
         else if (snap_request_decode(&srq, buf, len) == 0)
             serve_snapshot(p, &srq);
@@ -484,9 +741,8 @@ static void req_send(struct peer *p, const uint8_t *buf, size_t len)
 {
     nng_msg *m;
     p->repair_sent_ms = now_ms(p);
-    if (nng_msg_alloc(&m, len) != 0)
+    if (make_msg(p, &p->tx_req, buf, len, &m) != 0)
         return;
-    memcpy(nng_msg_body(m), buf, len);
     if (nng_sendmsg(p->req, m, NNG_FLAG_NONBLOCK) != 0) {
         /* Not connected yet: the tick re-sends in a few ticks, not after a
          * whole PEER_REQ_TIMEOUT_MS. */
@@ -575,6 +831,8 @@ static void finish_catch_up(struct peer *p, const char *how)
         log_info("peer", "caught up with the peer (%s), peer seq %" PRIu64, how, p->applied);
     p->caught_up = true;
     p->ack_dirty = true;
+    p->ack_urgent = true;
+    stream_arm(p);
 }
 
 static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
@@ -650,11 +908,17 @@ static void on_range_response(struct peer *p, const uint8_t *buf, size_t len)
     while (catchup_iter_next(&it, &ev) == 1) {
         if (ev.seq != p->applied + 1)
             continue;
-        apply_peer_event(p, &ev);
+        if (apply_peer_event(p, &ev) != 0) {
+            /* Refused: ask again later (the digest's next look), not now. */
+            p->repair = REPAIR_NONE;
+            stream_arm(p);
+            return;
+        }
         p->applied = ev.seq;
         p->ack_dirty = true;
         p->st.events_in++;
     }
+    stream_arm(p);
     if (h.more) {
         send_range_request(p);
         return;
@@ -667,9 +931,11 @@ static void on_req_readable(uv_poll_t *hd, int status, int events)
     struct peer *p = hd->data;
     nng_msg *m;
     while (nng_recvmsg(p->req, &m, NNG_FLAG_NONBLOCK) == 0) {
-        const uint8_t *buf = nng_msg_body(m);
-        size_t len = nng_msg_len(m);
-        if (len >= 3 && buf[2] == WIRE_T_SNAP_RESPONSE)
+        size_t len = 0;
+        const uint8_t *buf = open_msg(p, &p->rx_rep, m, &len);
+        if (!buf)
+            ; /* not the peer's answer */
+        else if (len >= 3 && buf[2] == WIRE_T_SNAP_RESPONSE)
             on_snapshot_response(p, buf, len);
         else
             on_range_response(p, buf, len);
@@ -788,6 +1054,12 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
                restarted ? "true" : "false");
     if (st == GOSSIP_PEER_DEAD || restarted)
         release_holds(p, true);
+    if (st == GOSSIP_PEER_DEAD && p->keyed) {
+        /* Its next process may start with an older clock (seal.h). */
+        seal_rx_reset(&p->rx_stream);
+        seal_rx_reset(&p->rx_req);
+        seal_rx_reset(&p->rx_rep);
+    }
     /* Take over only a peer whose process is surely gone: a new incarnation
      * (the old one died), or silence with its connection to us closed too
      * (the kernel closes a killed process's sockets). A silent peer whose
@@ -858,6 +1130,10 @@ static void on_tick(uv_timer_t *t)
     struct peer *p = container_of(t, struct peer, tick);
     check_stall(p);
     p->last_tick_ms = now_ms(p);
+    if (p->last_tick_ms - p->last_stream_ms >= PEER_STREAM_KEEPALIVE_MS) {
+        p->ack_dirty = true; /* a pure ack: keeps our connection proven to the peer */
+        stream_flush(p);
+    }
     enum gossip_peer_state st = gossip_peer_state(p->gossip);
     release_holds(p, !can_ack(p));
     if (p->dead_deferred && st == GOSSIP_PEER_DEAD &&
@@ -915,6 +1191,15 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
         atomic_fetch_sub(&p->pub_pipes, 1);
 }
 
+/* Our connection to the peer's stream closed: if it was the one proven to be
+ * the peer's, the peer holds no connection with us any more. */
+static void on_sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    struct peer *p = arg;
+    unsigned id = (unsigned)nng_pipe_id(pipe);
+    atomic_compare_exchange_strong(&p->peer_pipe, &id, 0u);
+}
+
 struct peer *peer_new(struct node *n)
 {
     struct peer *p = calloc(1, sizeof(*p));
@@ -931,25 +1216,44 @@ struct peer *peer_new(struct node *n)
     snprintf(p->pub_url, sizeof(p->pub_url), "%s", n->cfg.nng_listen);
     snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", n->cfg.peer_nng_url);
     p->out = malloc(REPL_FRAME_MAX);
+    p->plain = malloc(REPL_FRAME_MAX);
+    p->fast_out = malloc(GOSSIP_FRAME_MAX);
     p->rep_buf = malloc(REPL_FRAME_MAX);
     p->ring = calloc(PEER_RING_SIZE, sizeof(*p->ring));
     p->holds = calloc(PEER_HOLD_CAP, sizeof(*p->holds));
-    if (!p->out || !p->rep_buf || !p->ring || !p->holds ||
+    if (!p->out || !p->plain || !p->fast_out || !p->rep_buf || !p->ring || !p->holds ||
         url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
         url_next_port(p->peer_pub_url, p->peer_rep_url, sizeof(p->peer_rep_url)) != 0) {
         log_error("peer", "bad NNG_LISTEN/PEER_NNG_URL (want tcp://host:port) or out of memory");
         free(p->out);
+        free(p->plain);
+        free(p->fast_out);
         free(p->rep_buf);
         free(p->ring);
         free(p->holds);
         free(p);
         return NULL;
     }
-    const char *drop = getenv("PAYNODE_TEST_DROP_BATCHES");
-    if (drop && atoi(drop) > 0) {
-        p->test_drop_every = (unsigned)atoi(drop);
-        log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
+    p->keyed = n->cfg.peer_key[0] != '\0';
+    if (p->keyed) {
+        if (seal_global_init() != 0 ||
+            seal_key_derive(&p->key, n->cfg.peer_key, strlen(n->cfg.peer_key)) != 0) {
+            log_error("peer", "PEER_KEY: cannot derive the key");
+            free(p);
+            return NULL;
+        }
+        seal_tx_init(&p->tx_stream, &p->key, p->self_id, SEAL_CH_STREAM, p->incarnation);
+        seal_tx_init(&p->tx_req, &p->key, p->self_id, SEAL_CH_REQ, p->incarnation);
+        seal_tx_init(&p->tx_rep, &p->key, p->self_id, SEAL_CH_REP, p->incarnation);
+        seal_rx_init(&p->rx_stream, &p->key, p->self_id, SEAL_CH_STREAM);
+        seal_rx_init(&p->rx_req, &p->key, p->self_id, SEAL_CH_REQ);
+        seal_rx_init(&p->rx_rep, &p->key, p->self_id, SEAL_CH_REP);
     }
+    p->fast_on = n->cfg.peer_fast_lane != 0;
+    p->stream_flush_ms = n->cfg.stream_flush_ms;
+    p->test_drop_every = n->cfg.test_drop_batches;
+    if (p->test_drop_every)
+        log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
     writer_reset(p);
     return p;
 }
@@ -982,7 +1286,8 @@ static int open_sockets(struct peer *p)
         (rv = nng_socket_set_ms(p->req, NNG_OPT_REQ_RESENDTIME, PEER_REQ_TIMEOUT_MS)) != 0)
         return rv;
     if ((rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_ADD_POST, on_pipe_event, p)) != 0 ||
-        (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0)
+        (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0 ||
+        (rv = nng_pipe_notify(p->sub, NNG_PIPE_EV_REM_POST, on_sub_pipe_event, p)) != 0)
         return rv;
     if ((rv = nng_listen(p->pub, p->pub_url, NULL, 0)) != 0) {
         log_error("peer", "listen %s failed: %s", p->pub_url, nng_strerror(rv));
@@ -1029,6 +1334,8 @@ int peer_start(struct peer *p)
     uv_prepare_start(&p->flush_prepare, on_flush_prepare);
     uv_check_init(p->loop, &p->flush_check);
     uv_check_start(&p->flush_check, on_flush_check);
+    uv_idle_init(p->loop, &p->flush_idle);
+    uv_timer_init(p->loop, &p->stream_timer);
     uv_timer_init(p->loop, &p->tick);
     uv_timer_start(&p->tick, on_tick, PEER_TICK_MS, PEER_TICK_MS);
     p->last_tick_ms = now_ms(p);
@@ -1038,12 +1345,14 @@ int peer_start(struct peer *p)
         .incarnation = p->incarnation,
         .listen_addr = p->n->cfg.gossip_listen,
         .peer_addr = p->n->cfg.peer_gossip,
+        .key = p->keyed ? &p->key : NULL,
     };
     struct gossip_callbacks cbs = {
         .fill = gossip_fill,
         .on_peer = on_gossip_peer,
         .on_peer_state = on_gossip_state,
         .on_checker = on_gossip_checker,
+        .on_frame = on_fast_frame,
     };
     p->gossip = gossip_new(p->loop, &gc, &cbs, p);
     if (!p->gossip) {
@@ -1056,6 +1365,10 @@ int peer_start(struct peer *p)
         return rv;
     }
     health_set_checker(p->n->health, false); /* until gossip knows whether the peer is up */
+    if (!p->keyed)
+        log_warn("peer",
+                 "PEER_INSECURE=1: the links to the peer are NOT authenticated nor private; "
+                 "anyone who reaches them can read payments and forge events");
     log_fields(LOG_INFO, "peer", "replication started",
                "\"pub\":\"%s\",\"rep\":\"%s\",\"peerPub\":\"%s\",\"peerRep\":\"%s\"", p->pub_url,
                p->rep_url, p->peer_pub_url, p->peer_rep_url);
@@ -1064,37 +1377,49 @@ int peer_start(struct peer *p)
 
 size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
 {
-    int n = snprintf(
-        buf, cap,
-        "paynode_peer_alive %d\n"
-        "paynode_peer_caught_up %d\n"
-        "paynode_peer_resyncing %d\n"
-        "paynode_peer_subscribers %d\n"
-        "paynode_peer_applied_seq %" PRIu64 "\n"
-        "paynode_peer_acked_seq %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
-        "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
-        "paynode_peer_send_errors_total %" PRIu64 "\n"
-        "paynode_peer_gaps_total %" PRIu64 "\n"
-        "paynode_peer_range_repairs_total %" PRIu64 "\n"
-        "paynode_peer_snapshots_total %" PRIu64 "\n"
-        "paynode_peer_snapshot_records_total %" PRIu64 "\n"
-        "paynode_peer_replies_held_total %" PRIu64 "\n"
-        "paynode_peer_replies_unacked_total %" PRIu64 "\n"
-        "paynode_peer_stalls_total %" PRIu64 "\n"
-        "paynode_peer_takeovers_total %" PRIu64 "\n"
-        "paynode_peer_taken_over_total %" PRIu64 "\n"
-        "paynode_peer_apply_errors_total %" PRIu64 "\n"
-        "paynode_peer_decode_errors_total %" PRIu64 "\n"
-        "paynode_peer_purges_skipped_total %" PRIu64 "\n"
-        "paynode_peer_dead_ignored_total %" PRIu64 "\n",
-        peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied, p->acked,
-        p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in, p->st.send_errors,
-        p->st.gaps, p->st.range_repairs, p->st.snapshots, p->st.snapshot_records,
-        p->st.replies_held, p->st.replies_unacked, p->st.stalls, p->st.takeovers, p->st.taken_over,
-        p->st.apply_errors, p->st.decode_errors, p->st.purges_skipped, p->st.dead_ignored);
+    int n =
+        snprintf(buf, cap,
+                 "paynode_peer_alive %d\n"
+                 "paynode_peer_caught_up %d\n"
+                 "paynode_peer_resyncing %d\n"
+                 "paynode_peer_subscribers %d\n"
+                 "paynode_peer_applied_seq %" PRIu64 "\n"
+                 "paynode_peer_acked_seq %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_send_errors_total %" PRIu64 "\n"
+                 "paynode_peer_gaps_total %" PRIu64 "\n"
+                 "paynode_peer_range_repairs_total %" PRIu64 "\n"
+                 "paynode_peer_snapshots_total %" PRIu64 "\n"
+                 "paynode_peer_snapshot_records_total %" PRIu64 "\n"
+                 "paynode_peer_replies_held_total %" PRIu64 "\n"
+                 "paynode_peer_replies_unacked_total %" PRIu64 "\n"
+                 "paynode_peer_stalls_total %" PRIu64 "\n"
+                 "paynode_peer_takeovers_total %" PRIu64 "\n"
+                 "paynode_peer_taken_over_total %" PRIu64 "\n"
+                 "paynode_peer_apply_errors_total %" PRIu64 "\n"
+                 "paynode_peer_decode_errors_total %" PRIu64 "\n"
+                 "paynode_peer_purges_skipped_total %" PRIu64 "\n"
+                 "paynode_peer_dead_ignored_total %" PRIu64 "\n"
+                 "paynode_peer_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
+                 "paynode_peer_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
+                 "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
+                 "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
+                 "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
+                 "paynode_peer_datagrams_stale_total %" PRIu64 "\n"
+                 "paynode_peer_unauthentic_total %" PRIu64 "\n"
+                 "paynode_peer_refused_total %" PRIu64 "\n"
+                 "paynode_peer_keyed %d\n",
+                 peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
+                 p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
+                 p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
+                 p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
+                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors,
+                 p->st.purges_skipped, p->st.dead_ignored, p->st.datagrams_out, p->st.datagrams_in,
+                 p->st.datagram_events_out, p->st.datagram_gaps, p->st.datagram_send_errors,
+                 p->st.datagrams_stale, p->st.unauthentic, p->st.refused, p->keyed);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
@@ -1103,6 +1428,8 @@ static void free_peer(struct peer *p)
     peer_closed_cb *cb = p->closed_cb;
     void *arg = p->closed_arg;
     free(p->out);
+    free(p->plain);
+    free(p->fast_out);
     free(p->rep_buf);
     free(p->ring);
     free(p->holds);
@@ -1147,6 +1474,8 @@ static void on_gossip_closed(struct gossip *g, void *arg)
         close_handle(p, (uv_handle_t *)&p->req_poll);
         close_handle(p, (uv_handle_t *)&p->flush_prepare);
         close_handle(p, (uv_handle_t *)&p->flush_check);
+        close_handle(p, (uv_handle_t *)&p->flush_idle);
+        close_handle(p, (uv_handle_t *)&p->stream_timer);
         close_handle(p, (uv_handle_t *)&p->tick);
     }
     uv_handle_t guard;
@@ -1160,7 +1489,8 @@ void peer_close(struct peer *p, peer_closed_cb *cb, void *arg)
     p->closed_cb = cb;
     p->closed_arg = arg;
     release_holds(p, true);
-    flush(p);
+    fast_flush(p);
+    stream_flush(p);
     if (p->gossip)
         gossip_close(p->gossip, on_gossip_closed, p);
     else

@@ -59,8 +59,10 @@ typedef void peer_reply_fn(struct http_exchange *x);
 void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
                            peer_reply_fn *reply);
 
-/* Whether the peer holds our event seq (of this incarnation). */
-bool peer_acked(const struct peer *p, uint64_t seq);
+/* Whether the peer holds our event seq (of this incarnation). When not, the
+ * caller is taken to wait for it: the fast lane asks the peer for an ack
+ * before the loop next blocks, and dispatch_kick follows the ack. */
+bool peer_acked(struct peer *p, uint64_t seq);
 /* Whether the peer might see our events now (a subscriber is connected). */
 bool peer_listening(const struct peer *p);
 /* Whether our events may reach the peer now or later (by a repair): unless

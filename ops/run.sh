@@ -45,6 +45,9 @@
 #   NODES [2]: 1 starts node1 alone (no peer settings) and renders nginx.conf with
 #     node1 as its only upstream: the same proxy in front of a lone node, for
 #     benchmarks (bench/decompose.sh); node2's ports are then not used
+#   PEER_KEY_FILE / PEER_KEY: the pair's shared key (at least 32 bytes); when neither
+#     is set, a random one is made once in RUN_DIR/peer.key (mode 0600) and both nodes
+#     read it (PEER_KEY would show in the recorded command lines: prefer the file)
 #   Other node settings (LOG_LEVEL, HEALTH_CHECK_INTERVAL, REQUEST_TIMEOUT, ...) are
 #   passed through from the environment.
 # Needs bash, python3 with PyYAML (/usr/bin/python3: docker-compose depends on it)
@@ -455,13 +458,31 @@ on_start_exit()
     fi
 }
 
+# The pair's shared key (docs/SECURITY.md): PEER_KEY or PEER_KEY_FILE from the
+# environment if set, else a random key made once per RUN_DIR in
+# RUN_DIR/peer.key (mode 0600), so restarts of a part keep the same key.
+peer_key_setting()
+{
+    if [ -n "${PEER_KEY:-}" ]; then
+        printf 'PEER_KEY=%s\n' "$PEER_KEY"
+    elif [ -n "${PEER_KEY_FILE:-}" ]; then
+        printf 'PEER_KEY_FILE=%s\n' "$(abspath "$PEER_KEY_FILE")"
+    else
+        local f=$RUN_DIR/peer.key
+        if [ ! -s "$f" ]; then
+            (umask 077 && head -c 48 /dev/urandom | base64 -w0 > "$f.tmp" && mv "$f.tmp" "$f")
+        fi
+        printf 'PEER_KEY_FILE=%s\n' "$f"
+    fi
+}
+
 # spawn_node <id> <http port> <nng port> <gossip port> <peer nng port> <peer gossip port>
 # (with NODES=1, no peer settings at all: a lone node)
 spawn_node()
 {
     local id=$1 peer=()
     [ "$NODES" = 1 ] || peer=(NNG_LISTEN="tcp://127.0.0.1:$3" PEER_NNG_URL="tcp://127.0.0.1:$5"
-        GOSSIP_LISTEN="127.0.0.1:$4" PEER_GOSSIP="127.0.0.1:$6")
+        GOSSIP_LISTEN="127.0.0.1:$4" PEER_GOSSIP="127.0.0.1:$6" "$(peer_key_setting)")
     spawn "node$id" env NODE_ID="$id" SERVER_HOST=127.0.0.1 SERVER_PORT="$2" \
         SERVER_SOCKET="$RUN_DIR/sock/node$id.sock" \
         DEFAULT_PROCESSOR_URL="$DEFAULT_URL" FALLBACK_PROCESSOR_URL="$FALLBACK_URL" \

@@ -38,7 +38,8 @@ int repl_writer_add(struct repl_writer *w, const struct event *ev)
 size_t repl_writer_finish(struct repl_writer *w)
 {
     uint8_t *p = w->buf;
-    wire_put_header(p, WIRE_T_REPL_BATCH, (uint16_t)w->len);
+    wire_put_header(p, w->hdr.ack_wanted ? WIRE_T_REPL_BATCH_ACK : WIRE_T_REPL_BATCH,
+                    (uint16_t)w->len);
     p[5] = w->hdr.sender_id;
     wire_put_u64(p + 6, w->hdr.incarnation);
     wire_put_u64(p + 14, w->hdr.ack_incarnation);
@@ -67,7 +68,9 @@ static int frame_check(const uint8_t *buf, size_t len, uint8_t want, size_t min_
 
 int repl_batch_decode(struct repl_batch *hdr, struct repl_iter *it, const uint8_t *buf, size_t len)
 {
-    int rv = frame_check(buf, len, WIRE_T_REPL_BATCH, REPL_BATCH_HDR_LEN);
+    bool ack_wanted = len >= 3 && buf[2] == WIRE_T_REPL_BATCH_ACK;
+    int rv = frame_check(buf, len, ack_wanted ? WIRE_T_REPL_BATCH_ACK : WIRE_T_REPL_BATCH,
+                         REPL_BATCH_HDR_LEN);
     if (rv != 0)
         return rv;
     struct repl_batch h = {
@@ -76,6 +79,7 @@ int repl_batch_decode(struct repl_batch *hdr, struct repl_iter *it, const uint8_
         .ack_incarnation = wire_get_u64(buf + 14),
         .ack_seq = wire_get_u64(buf + 22),
         .count = wire_get_u16(buf + 30),
+        .ack_wanted = ack_wanted,
     };
     if (h.sender_id == 0)
         return -EINVAL;

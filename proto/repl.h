@@ -1,8 +1,10 @@
 /* Replication frames between the two nodes (libc only):
- *  - a batch, published on nng pub/sub: the sender's id and incarnation, a
- *    cumulative acknowledgement of the receiver's events ("I hold your
- *    incarnation I up to seq N"), then 0..n event frames (proto/event.h) back
- *    to back. A batch with no events is a pure acknowledgement.
+ *  - a batch, published on nng pub/sub or sent as one datagram: the sender's
+ *    id and incarnation, a cumulative acknowledgement of the receiver's events
+ *    ("I hold your incarnation I up to seq N"), then 0..n event frames
+ *    (proto/event.h) back to back. A batch with no events is a pure
+ *    acknowledgement. Its type byte says whether the sender waits for an
+ *    acknowledgement (WIRE_T_REPL_BATCH_ACK) or not (WIRE_T_REPL_BATCH).
  *  - a snapshot request/response, over nng req/rep: a restarted node asks for
  *    the peer's whole ledger in chunks of payment records, walking the peer's
  *    pool by a cursor.
@@ -28,6 +30,8 @@ struct repl_batch {
     uint64_t ack_incarnation; /* incarnation of the receiver being acknowledged; 0 = no ack */
     uint64_t ack_seq;         /* receiver's events held by the sender, cumulative */
     uint16_t count;           /* events in the frame */
+    bool ack_wanted;          /* the sender waits for an acknowledgement: answer at once
+                                 (sent as type WIRE_T_REPL_BATCH_ACK) */
 };
 
 struct repl_writer {

@@ -31,7 +31,8 @@ enum wire_type {
     WIRE_T_HEARTBEAT = 0x10,       /* proto/heartbeat (UDP gossip) */
     WIRE_T_CATCHUP_REQUEST = 0x20, /* proto/catchup; 0x20..0x2F reserved for it */
     WIRE_T_CATCHUP_RESPONSE = 0x21,
-    WIRE_T_REPL_BATCH = 0x30,   /* proto/repl, nng pub/sub */
+    WIRE_T_REPL_BATCH = 0x30,     /* proto/repl, nng pub/sub and the fast lane's datagrams */
+    WIRE_T_REPL_BATCH_ACK = 0x31, /* the same batch, asking for an acknowledgement at once */
     WIRE_T_SNAP_REQUEST = 0x40, /* proto/repl, nng req/rep */
     WIRE_T_SNAP_RESPONSE = 0x41,
 };

@@ -7,7 +7,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 # jq (script tests, chaos verdicts), nftables (chaos partitions), iproute2 (ss),
 # chromium + a font (the load generator's HTML report rendered headless).
 PKGS=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjsmn-dev
-      libcurl4-openssl-dev libnng-dev libcmocka-dev nginx docker-compose python3
+      libcurl4-openssl-dev libnng-dev libcmocka-dev libsodium-dev nginx docker-compose python3
       python3-yaml curl jq nftables iproute2 procps util-linux chromium fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do

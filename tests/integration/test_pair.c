@@ -81,7 +81,10 @@ static int free_port_pair(void)
     return -1;
 }
 
-static void node_start(struct pair *pr, int i, const char *extra)
+/* The pair's shared key (PEER_KEY): the links are authenticated as deployed. */
+#define PAIR_KEY "PEER_KEY=test_pair key: 32 bytes or more, not secret"
+
+static void node_start2(struct pair *pr, int i, const char *extra, const char *extra_b)
 {
     char id[32], lis[64], peer[64], glis[64], gpeer[64], log[64];
     int j = 1 - i;
@@ -91,8 +94,17 @@ static void node_start(struct pair *pr, int i, const char *extra)
     snprintf(glis, sizeof(glis), "GOSSIP_LISTEN=127.0.0.1:%d", pr->gossip[i]);
     snprintf(gpeer, sizeof(gpeer), "PEER_GOSSIP=127.0.0.1:%d", pr->gossip[j]);
     snprintf(log, sizeof(log), "test_pair.node%d.log", i + 1);
-    const char *env[] = {id, lis, peer, glis, gpeer, extra, NULL};
+    const char *env[] = {id, lis, peer, glis, gpeer, PAIR_KEY, extra, extra_b, NULL};
+    if (!extra) {
+        env[6] = extra_b;
+        env[7] = NULL;
+    }
     topo_node_start(&pr->node[i], &def, &fb, env, log);
+}
+
+static void node_start(struct pair *pr, int i, const char *extra)
+{
+    node_start2(pr, i, extra, NULL);
 }
 
 /* Waits until the node serves summaries (caught up with its peer). */
@@ -107,17 +119,24 @@ static void wait_ready(const struct topo_node *n)
     fail_msg("node %s never became ready", n->addr);
 }
 
-static void pair_start(struct pair *pr, const char *extra2)
+/* Starts both nodes, extra1/extra2 ("NAME=value" or NULL) in node 1's/2's
+ * environment. */
+static void pair_start_env(struct pair *pr, const char *extra1, const char *extra2)
 {
     for (int i = 0; i < 2; i++) {
         pr->nng[i] = free_port_pair();
         pr->gossip[i] = free_port_pair(); /* UDP; TCP-checked as a proxy */
     }
-    node_start(pr, 0, NULL);
+    node_start(pr, 0, extra1);
     node_start(pr, 1, extra2);
     wait_ready(&pr->node[0]);
     wait_ready(&pr->node[1]);
     topo_sleep_ms(300); /* gossip sees both alive: POSTs then wait for acks */
+}
+
+static void pair_start(struct pair *pr, const char *extra2)
+{
+    pair_start_env(pr, NULL, extra2);
 }
 
 static void pair_stop(struct pair *pr)
@@ -156,10 +175,12 @@ static int64_t metric(const struct topo_node *n, const char *name)
     return -1;
 }
 
-static void test_both_nodes_match_processors(void **state)
+/* Payments on both nodes, both nodes' books equal the processors'; extra
+ * goes to both nodes' environment. */
+static void both_nodes_match_processors(const char *extra, struct pair *out)
 {
     struct pair pr;
-    pair_start(&pr, NULL);
+    pair_start_env(&pr, extra, extra);
     int64_t t0 = topo_now_ms();
     enum { N = 300 };
     for (int i = 0; i < N; i++) {
@@ -177,13 +198,48 @@ static void test_both_nodes_match_processors(void **state)
     /* Every 2xx waited for the peer's ack: none went out unacknowledged. */
     for (int i = 0; i < 2; i++)
         assert_int_equal(metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
+    *out = pr;
+}
+
+/* With the fast lane (the default), the acks a POST waits for came as
+ * datagrams, and the stream still carried every event. */
+static void test_both_nodes_match_processors(void **state)
+{
+    struct pair pr;
+    both_nodes_match_processors(NULL, &pr);
+    for (int i = 0; i < 2; i++) {
+        assert_true(metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}") > 0);
+        assert_int_equal(metric(&pr.node[i], "paynode_peer_events_total{dir=\"in\"}"),
+                         metric(&pr.node[1 - i], "paynode_peer_acked_seq"));
+        assert_true(metric(&pr.node[i], "paynode_peer_batches_total{dir=\"in\"}") > 0);
+    }
     pair_stop(&pr);
 }
 
+/* The nng stream alone (PEER_FAST_LANE=0) keeps the same guarantees. */
+static void test_both_nodes_match_without_fast_lane(void **state)
+{
+    struct pair pr;
+    both_nodes_match_processors("PEER_FAST_LANE=0", &pr);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}"), 0);
+    pair_stop(&pr);
+}
+
+/* Node 2 drops every third batch of the stream (the fast lane off, so that
+ * every loss is a gap in the stream): range repairs bring everything. */
 static void test_lost_replication_is_repaired(void **state)
 {
     struct pair pr;
-    pair_start(&pr, "PAYNODE_TEST_DROP_BATCHES=3");
+    for (int i = 0; i < 2; i++) {
+        pr.nng[i] = free_port_pair();
+        pr.gossip[i] = free_port_pair();
+    }
+    node_start2(&pr, 0, "PEER_FAST_LANE=0", NULL);
+    node_start2(&pr, 1, "PEER_FAST_LANE=0", "PAYNODE_TEST_DROP_BATCHES=3");
+    wait_ready(&pr.node[0]);
+    wait_ready(&pr.node[1]);
+    topo_sleep_ms(300);
     enum { N = 300 };
     for (int i = 0; i < N; i++) {
         char id[37];
@@ -197,6 +253,33 @@ static void test_lost_replication_is_repaired(void **state)
     /* Node 2 dropped a third of what it received and repaired it. */
     assert_true(metric(&pr.node[1], "paynode_peer_gaps_total") > 0);
     assert_true(metric(&pr.node[1], "paynode_peer_range_repairs_total") > 0);
+    assert_int_equal(metric(&pr.node[1], "paynode_peer_applied_seq"),
+                     metric(&pr.node[0], "paynode_peer_acked_seq"));
+    pair_stop(&pr);
+}
+
+/* Node 2 drops every third datagram and every third stream batch of the
+ * pair's default setting (fast lane on): a lost datagram's events and its
+ * request for an ack come again on the stream, so the books agree and no 2xx
+ * went out before the peer held the payment. */
+static void test_lost_datagrams_are_covered_by_the_stream(void **state)
+{
+    struct pair pr;
+    pair_start(&pr, "PAYNODE_TEST_DROP_BATCHES=3");
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char id[37];
+        topo_uuid(id);
+        assert_int_equal(topo_post_payment(pr.node[0].addr, id, "1.00") / 100, 2);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(topo_wait_total(pr.node[i].addr, N, 10000), N);
+    topo_sleep_ms(300);
+    assert_all_agree(&pr, INT64_MIN, INT64_MAX);
+    assert_int_equal(metric(&pr.node[0], "paynode_peer_replies_unacked_total"), 0);
+    assert_true(metric(&pr.node[1], "paynode_peer_datagram_gaps_total") +
+                    metric(&pr.node[1], "paynode_peer_gaps_total") >
+                0);
     assert_int_equal(metric(&pr.node[1], "paynode_peer_applied_seq"),
                      metric(&pr.node[0], "paynode_peer_acked_seq"));
     pair_stop(&pr);
@@ -411,7 +494,9 @@ int main(void)
         /* First, while the simulators' rate-limit windows hold no earlier calls. */
         cmocka_unit_test_setup(test_one_health_checker, reset_sims),
         cmocka_unit_test_setup(test_both_nodes_match_processors, reset_sims),
+        cmocka_unit_test_setup(test_both_nodes_match_without_fast_lane, reset_sims),
         cmocka_unit_test_setup(test_lost_replication_is_repaired, reset_sims),
+        cmocka_unit_test_setup(test_lost_datagrams_are_covered_by_the_stream, reset_sims),
         cmocka_unit_test_setup(test_purge_reaches_both_nodes, reset_sims),
         cmocka_unit_test_setup(test_peer_dies_while_we_are_frozen, reset_sims),
         cmocka_unit_test_setup(test_kill_node2_mid_run, reset_sims),

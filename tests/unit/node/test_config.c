@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -57,8 +58,13 @@ static void test_values(void **state)
                        {"PEER_NNG_URL", "tcp://node2:7000"},
                        {"GOSSIP_LISTEN", "0.0.0.0:7100"},
                        {"PEER_GOSSIP", "node2:7100"},
+                       {"PEER_KEY", "0123456789abcdef0123456789abcdef"},
+                       {"STREAM_FLUSH_MS", "20"},
                        {NULL, NULL}};
     assert_int_equal(config_load(&c, get, env, err, sizeof(err)), 0);
+    assert_string_equal(c.peer_key, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(c.stream_flush_ms, 20);
+    assert_int_equal(c.peer_fast_lane, 1);
     assert_int_equal(c.node_id, 2);
     assert_int_equal(c.server_port, 0);
     assert_string_equal(c.server_socket, "/tmp/x.sock");
@@ -89,6 +95,8 @@ static void test_bad_values(void **state)
         {"LOG_LEVEL", "loud", "LOG_LEVEL"},
         {"NNG_LISTEN", "tcp://0.0.0.0:7000", "all four"},
         {"MAX_CONNS", "99999999999", "too large"},
+        {"PEER_FAST_LANE", "2", "out of range"},
+        {"STREAM_FLUSH_MS", "0", "out of range"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config c;
@@ -99,6 +107,59 @@ static void test_bad_values(void **state)
             fail_msg("%s=%s: message \"%s\" lacks \"%s\"", bad[i].k, bad[i].v, err, bad[i].want);
         assert_null(strchr(err, '\n'));
     }
+}
+
+#define PAIR_ENV                                                                                   \
+    {"NNG_LISTEN", "tcp://0.0.0.0:7000"}, {"PEER_NNG_URL", "tcp://node2:7000"},                    \
+        {"GOSSIP_LISTEN", "0.0.0.0:7100"},                                                         \
+    {                                                                                              \
+        "PEER_GOSSIP", "node2:7100"                                                                \
+    }
+
+static int load(struct kv *env, struct config *c, char *err, size_t errlen)
+{
+    return config_load(c, get, env, err, errlen);
+}
+
+/* A pair needs a key of 32 bytes or more (or an explicit PEER_INSECURE=1);
+ * PEER_KEY_FILE reads one from a file, without its final newline. */
+static void test_peer_key(void **state)
+{
+    struct config c;
+    char err[256] = "";
+    struct kv nokey[] = {PAIR_ENV, {NULL, NULL}};
+    assert_int_equal(load(nokey, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "PEER_KEY"));
+    struct kv insecure[] = {PAIR_ENV, {"PEER_INSECURE", "1"}, {NULL, NULL}};
+    assert_int_equal(load(insecure, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.peer_key, "");
+    struct kv shortkey[] = {PAIR_ENV, {"PEER_KEY", "too short"}, {NULL, NULL}};
+    assert_int_equal(load(shortkey, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "shorter than 32"));
+
+    char path[] = "/tmp/test_config_keyXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\n", f);
+    fclose(f);
+    struct kv file[] = {PAIR_ENV, {"PEER_KEY_FILE", path}, {NULL, NULL}};
+    assert_int_equal(load(file, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.peer_key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+    struct kv both[] = {PAIR_ENV,
+                        {"PEER_KEY_FILE", path},
+                        {"PEER_KEY", "0123456789abcdef0123456789abcdef"},
+                        {NULL, NULL}};
+    assert_int_equal(load(both, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "not both"));
+    f = fopen(path, "w");
+    fputs("short\n", f);
+    fclose(f);
+    assert_int_equal(load(file, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "PEER_KEY_FILE: shorter"));
+    unlink(path);
+    assert_int_equal(load(file, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "cannot open"));
 }
 
 static void test_binary_exits_2(void **state)
@@ -117,9 +178,8 @@ static void test_binary_exits_2(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),
+        cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_binary_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include "node/gossip.h"
 #include "lib/log.h"
 #include "proto/heartbeat.h"
+#include "proto/wire.h"
 
 #define WAIT_MS 5000 /* upper bound of every wait; a healthy run needs far less */
 #define MAX_EVENTS 256
@@ -424,6 +425,213 @@ static void test_malformed_and_stale_dropped(void **state)
     free(n);
 }
 
+/* ---- frames (replication's fast lane) on the same socket ---- */
+
+struct frames {
+    int count;
+    size_t last_len;
+    uint8_t last_type;
+};
+
+static void on_frame(const uint8_t *data, size_t len, void *arg)
+{
+    struct frames *f = arg;
+    f->count++;
+    f->last_len = len;
+    f->last_type = data[2];
+}
+
+static void noop_fill(struct heartbeat *hb, void *arg)
+{
+    hb->flags = HEARTBEAT_F_READY;
+}
+
+struct frame_wait {
+    struct frames *f;
+    struct gossip *g;
+    int count;
+    uint64_t foreign, malformed;
+};
+
+static bool frame_wait_done(void *arg)
+{
+    struct frame_wait *w = arg;
+    struct gossip_stats st;
+    gossip_stats(w->g, &st);
+    return w->f->count >= w->count && st.dropped_foreign >= w->foreign &&
+           st.dropped_malformed >= w->malformed;
+}
+
+/* A frame from the peer's address reaches on_frame whole; the same bytes from
+ * any other address, or with a length that does not match the datagram, do
+ * not; heartbeats still work beside frames. */
+static void test_frames_from_the_peer_only(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct frames fa = {0}, fb = {0};
+    struct gossip_callbacks c = {.fill = noop_fill, .on_frame = on_frame};
+    struct gossip_config ca = {.self_id = 1,
+                               .incarnation = 1,
+                               .listen_addr = "127.0.0.1:0",
+                               .interval_ms = 20,
+                               .suspect_ms = 100,
+                               .dead_ms = 200};
+    struct gossip_config cb = ca;
+    cb.self_id = 2;
+    struct gossip *a = gossip_new(&loop, &ca, &c, &fa);
+    struct gossip *b = gossip_new(&loop, &cb, &c, &fb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(gossip_start(a), 0);
+    assert_int_equal(gossip_start(b), 0);
+    uint8_t frame[GOSSIP_FRAME_MAX + 1];
+    memset(frame, 0x5a, sizeof(frame));
+    wire_put_header(frame, 0x30, 40);
+    /* No peer address yet: nothing to send to. */
+    assert_int_equal(gossip_send_frame(b, frame, 40), -EAGAIN);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_port(a));
+    assert_int_equal(gossip_set_peer(b, addr), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_port(b));
+    assert_int_equal(gossip_set_peer(a, addr), 0);
+    assert_int_equal(gossip_send_frame(b, frame, sizeof(frame)), -EMSGSIZE);
+
+    assert_int_equal(gossip_send_frame(b, frame, 40), 0);
+    struct frame_wait w = {.f = &fa, .g = a, .count = 1};
+    assert_true(run_until(&loop, frame_wait_done, &w));
+    assert_int_equal(fa.last_len, 40);
+    assert_int_equal(fa.last_type, 0x30);
+
+    /* A stranger sends the same frame, then one whose length lies. */
+    struct raw r;
+    raw_open(&r, &loop, gossip_port(a));
+    raw_send(&r, frame, 40);
+    w = (struct frame_wait){.f = &fa, .g = a, .count = 1, .foreign = 1};
+    assert_true(run_until(&loop, frame_wait_done, &w));
+    assert_int_equal(gossip_send_frame(b, frame, 41), 0); /* header says 40 */
+    w = (struct frame_wait){.f = &fa, .g = a, .count = 1, .foreign = 1, .malformed = 1};
+    assert_true(run_until(&loop, frame_wait_done, &w));
+    assert_int_equal(fa.count, 1);
+
+    /* Heartbeats flow beside frames: both sides see each other alive. */
+    uv_update_time(&loop);
+    uint64_t end = uv_now(&loop) + WAIT_MS;
+    while (
+        (gossip_peer_state(a) != GOSSIP_PEER_ALIVE || gossip_peer_state(b) != GOSSIP_PEER_ALIVE) &&
+        uv_now(&loop) < end) {
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+    }
+    assert_int_equal(gossip_peer_state(a), GOSSIP_PEER_ALIVE);
+    assert_int_equal(gossip_peer_state(b), GOSSIP_PEER_ALIVE);
+    struct gossip_stats st;
+    gossip_stats(b, &st);
+    assert_int_equal(st.frames_sent, 2);
+    gossip_stats(a, &st);
+    assert_int_equal(st.frames_received, 1);
+    assert_int_equal(fb.count, 0);
+
+    uv_close((uv_handle_t *)&r.udp, NULL);
+    gossip_close(a, NULL, NULL);
+    gossip_close(b, NULL, NULL);
+    loop_finish(&loop);
+}
+
+/* With a key, two gossips see each other and pass frames; a plain heartbeat
+ * from the peer's own address (a raw socket standing in for it), or one
+ * sealed with another key, is dropped as unauthentic and changes nothing. */
+static void test_sealed_datagrams(void **state)
+{
+    assert_int_equal(seal_global_init(), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct seal_key k, other;
+    assert_int_equal(seal_key_derive(&k, "a shared key of at least 32 bytes", 33), 0);
+    assert_int_equal(seal_key_derive(&other, "another key, also 32 bytes or more", 34), 0);
+    struct frames fa = {0}, fb = {0};
+    struct gossip_callbacks c = {.fill = noop_fill, .on_frame = on_frame};
+    struct gossip_config ca = {.self_id = 1,
+                               .incarnation = 1,
+                               .listen_addr = "127.0.0.1:0",
+                               .interval_ms = 20,
+                               .suspect_ms = 100,
+                               .dead_ms = 200,
+                               .key = &k};
+    struct gossip_config cb = ca;
+    cb.self_id = 2;
+    struct gossip *a = gossip_new(&loop, &ca, &c, &fa);
+    struct gossip *b = gossip_new(&loop, &cb, &c, &fb);
+    assert_int_equal(gossip_start(a), 0);
+    assert_int_equal(gossip_start(b), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_port(a));
+    assert_int_equal(gossip_set_peer(b, addr), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", gossip_port(b));
+    assert_int_equal(gossip_set_peer(a, addr), 0);
+    uint8_t frame[64];
+    memset(frame, 0x11, sizeof(frame));
+    wire_put_header(frame, 0x30, sizeof(frame));
+    assert_int_equal(gossip_send_frame(b, frame, sizeof(frame)), 0);
+    struct frame_wait w = {.f = &fa, .g = a, .count = 1};
+    assert_true(run_until(&loop, frame_wait_done, &w));
+    assert_int_equal(fa.last_len, sizeof(frame));
+    uv_update_time(&loop);
+    uint64_t end = uv_now(&loop) + WAIT_MS;
+    while (
+        (gossip_peer_state(a) != GOSSIP_PEER_ALIVE || gossip_peer_state(b) != GOSSIP_PEER_ALIVE) &&
+        uv_now(&loop) < end) {
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+    }
+    assert_int_equal(gossip_peer_state(a), GOSSIP_PEER_ALIVE);
+    gossip_close(a, NULL, NULL);
+    gossip_close(b, NULL, NULL);
+
+    /* n's peer is a raw socket: its plain heartbeat and frame, and a datagram
+     * sealed with another key, are all refused. */
+    struct gossip_config cn = ca;
+    cn.self_id = 2;
+    struct frames fn = {0};
+    struct gossip *n = gossip_new(&loop, &cn, &c, &fn);
+    assert_int_equal(gossip_start(n), 0);
+    struct raw r;
+    raw_open(&r, &loop, gossip_port(n));
+    struct sockaddr_in me;
+    int len = sizeof(me);
+    assert_int_equal(uv_udp_getsockname(&r.udp, (struct sockaddr *)&me, &len), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(me.sin_port));
+    assert_int_equal(gossip_set_peer(n, addr), 0);
+    raw_send_hb(&r, 1, 50, 10, HEARTBEAT_F_READY);
+    raw_send(&r, frame, sizeof(frame));
+    struct seal_tx tx;
+    seal_tx_init(&tx, &other, 1, SEAL_CH_UDP, 50);
+    uint8_t sealed[128];
+    int sn = seal_wrap(&tx, frame, sizeof(frame), sealed, sizeof(sealed));
+    assert_true(sn > 0);
+    raw_send(&r, sealed, (size_t)sn);
+    /* The same, sealed with the right key, goes through: the raw socket is
+     * the peer's address, so only the key made the difference. */
+    seal_tx_init(&tx, &k, 1, SEAL_CH_UDP, 50);
+    sn = seal_wrap(&tx, frame, sizeof(frame), sealed, sizeof(sealed));
+    raw_send(&r, sealed, (size_t)sn);
+    raw_send(&r, sealed, (size_t)sn); /* and its replay does not */
+    struct gossip_stats st;
+    end = uv_now(&loop) + WAIT_MS;
+    do {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_update_time(&loop);
+        gossip_stats(n, &st);
+    } while ((st.dropped_unauthentic < 4 || fn.count < 1) && uv_now(&loop) < end);
+    assert_int_equal(st.dropped_unauthentic, 4);
+    assert_int_equal(st.received, 0);
+    assert_int_equal(fn.count, 1);
+    assert_true(gossip_last_peer(n) == NULL);
+    uv_close((uv_handle_t *)&r.udp, NULL);
+    gossip_close(n, NULL, NULL);
+    loop_finish(&loop);
+}
+
 struct script {
     struct node *n;
     struct raw *r;
@@ -624,6 +832,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pair_election_failover_restart),
         cmocka_unit_test(test_malformed_and_stale_dropped),
+        cmocka_unit_test(test_frames_from_the_peer_only),
+        cmocka_unit_test(test_sealed_datagrams),
         cmocka_unit_test(test_handback_and_draining_peer),
         cmocka_unit_test(test_lonely_node_declares_peer_dead),
         cmocka_unit_test(test_close_paths),

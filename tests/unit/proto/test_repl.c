@@ -69,6 +69,27 @@ static void test_pure_ack(void **state)
     assert_int_equal(h.count, 0);
 }
 
+/* The ack-wanted flag travels in the type byte, and only there. */
+static void test_ack_wanted_round_trip(void **state)
+{
+    uint8_t buf[512];
+    struct repl_writer w;
+    struct repl_batch h = {.sender_id = 1, .incarnation = 5, .ack_wanted = true};
+    assert_int_equal(repl_writer_init(&w, buf, sizeof(buf), &h), 0);
+    size_t len = repl_writer_finish(&w);
+    assert_int_equal(buf[2], WIRE_T_REPL_BATCH_ACK);
+    struct repl_batch out;
+    struct repl_iter it;
+    assert_int_equal(repl_batch_decode(&out, &it, buf, len), 0);
+    assert_true(out.ack_wanted);
+    len = build_batch(buf, sizeof(buf), 3);
+    assert_int_equal(buf[2], WIRE_T_REPL_BATCH);
+    assert_int_equal(repl_batch_decode(&out, &it, buf, len), 0);
+    assert_false(out.ack_wanted);
+    buf[2] = WIRE_T_SNAP_REQUEST; /* any other type is not a batch */
+    assert_int_equal(repl_batch_decode(&out, &it, buf, len), -EINVAL);
+}
+
 static void test_writer_refuses_foreign_and_full(void **state)
 {
     uint8_t buf[REPL_BATCH_HDR_LEN + EVENT_WIRE_MAX];
@@ -202,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_round_trip),
         cmocka_unit_test(test_pure_ack),
+        cmocka_unit_test(test_ack_wanted_round_trip),
         cmocka_unit_test(test_writer_refuses_foreign_and_full),
         cmocka_unit_test(test_batch_truncations_rejected),
         cmocka_unit_test(test_batch_corruption_never_crashes),
