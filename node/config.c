@@ -101,6 +101,10 @@ static const struct uint_setting uint_settings[] = {
     {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
     {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},
     {"IDLE_TIMEOUT", UOFF(idle_timeout_ms), 60000, 100, 3600000, true},
+    /* Time for a client to send one whole request (line, headers, body) from its
+     * first byte: nginx sends a request at once, so seconds are plenty, and a
+     * client trickling bytes cannot keep a slot for longer (slowloris). */
+    {"REQUEST_READ_DEADLINE", UOFF(request_deadline_ms), 10000, 100, 600000, true},
 };
 
 struct str_setting {
@@ -180,11 +184,12 @@ void config_log(const struct config *c)
                "\"DEFAULT_PROCESSOR_URL\":\"%s\",\"FALLBACK_PROCESSOR_URL\":\"%s\","
                "\"HEALTH_CHECK_INTERVAL\":%u,\"REQUEST_TIMEOUT\":%u,\"SAFE_LATENCY_MS\":%u,"
                "\"PROCESSOR_MAX_CONNS\":%u,\"QUEUE_CAPACITY\":%u,\"LEDGER_CAPACITY\":%u,"
-               "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"NNG_LISTEN\":\"%s\",\"PEER_NNG_URL\":\"%s\","
+               "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"REQUEST_READ_DEADLINE\":%u,\"NNG_LISTEN\":"
+               "\"%s\",\"PEER_NNG_URL\":\"%s\","
                "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\"",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
                c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
-               c->idle_timeout_ms, c->nng_listen, c->peer_nng_url, c->gossip_listen,
-               c->peer_gossip);
+               c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen, c->peer_nng_url,
+               c->gossip_listen, c->peer_gossip);
 }
