@@ -215,6 +215,8 @@ static void texts(void)
     put_str("query", "bad-escape", "from=2025-07-15T12:34:56Z%2");
     put_str("query", "edges", "from=1970-01-01T00:00:00Z&to=2200-12-31T23:59:59.999999999Z");
     put_str("query", "leap-day", "from=2024-02-29T23:59:60Z");
+    /* rounded up, the last representable instant of 2200 becomes 2201-01-01 */
+    put_str("query", "round-up-2201", "to=2200-12-31T23:59:59.9999999990001Z");
 }
 
 /* HTTP inputs: byte 0 = fake behaviour (fuzz_http.c's MODE_*), byte 1 = seed. */
