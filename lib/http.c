@@ -2,7 +2,8 @@
  * Every connection lives in a preallocated slot with a fixed read buffer (one
  * request's cap: max_header_bytes + max_body_bytes) and a fixed output buffer;
  * one request at a time per connection, pipelined bytes wait in the read buffer.
- * Idle connections sit in one FIFO swept by a single repeating timer.
+ * Idle connections sit in one FIFO, requests being received in another (by
+ * the time their first byte came); a single repeating timer sweeps both.
  * It knows nothing of routes, JSON beyond the error body, or TLS. */
 #include "lib/http.h"
 
@@ -61,10 +62,12 @@ struct http_conn {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     http_parser parser;
-    struct http_exchange x;        /* the one exchange this connection may have */
-    struct http_conn *prev, *next; /* idle FIFO (open, no pending exchange) or free list */
-    struct http_conn *resume_next; /* deferred-resume list */
-    uint64_t active_ms;            /* uv_now() of the last activity */
+    struct http_exchange x;                /* the one exchange this connection may have */
+    struct http_conn *prev, *next;         /* idle FIFO (open, no pending exchange) or free list */
+    struct http_conn *resume_next;         /* deferred-resume list */
+    uint64_t active_ms;                    /* uv_now() of the last activity */
+    struct http_conn *req_prev, *req_next; /* request FIFO, while in_req */
+    uint64_t req_start_ms;                 /* uv_now() when the current request began */
 
     char *in;         /* fixed read buffer of srv->in_cap bytes */
     size_t in_len;    /* bytes held; the current request starts at in[0] */
@@ -94,6 +97,7 @@ struct http_conn {
     bool writing;       /* uv_write in flight */
     bool in_process;    /* conn_process on the stack */
     bool in_idle;       /* linked in the idle FIFO */
+    bool in_req;        /* linked in the request FIFO: a request begun, not wholly received */
     bool resume_queued; /* linked in the deferred-resume list */
 };
 
@@ -118,6 +122,7 @@ struct http_server {
     char *bufs;
     struct http_conn *free_head;
     struct http_conn *idle_head, *idle_tail;
+    struct http_conn *req_head, *req_tail; /* by req_start_ms, oldest first */
     struct http_conn *resume_head;
 
     unsigned nhandles; /* initialised handles not yet closed */
@@ -136,6 +141,7 @@ static int on_hdr_field(http_parser *p, const char *at, size_t len);
 static int on_hdr_value(http_parser *p, const char *at, size_t len);
 static int on_headers_done(http_parser *p);
 static int on_body(http_parser *p, const char *at, size_t len);
+static int on_chunk_hdr(http_parser *p);
 static int on_msg_done(http_parser *p);
 
 static const http_parser_settings parser_settings = {
@@ -145,6 +151,7 @@ static const http_parser_settings parser_settings = {
     .on_header_value = on_hdr_value,
     .on_headers_complete = on_headers_done,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_hdr,
     .on_message_complete = on_msg_done,
 };
 
@@ -222,6 +229,42 @@ static void conn_touch(struct http_conn *c)
         s->idle_head = c;
     s->idle_tail = c;
     c->in_idle = true;
+}
+
+/* The request FIFO: a connection joins it when a request's first byte is
+ * parsed and leaves when the request is wholly received (or refused, or the
+ * connection closes). Appends happen in uv_now() order, so the sweep stops at
+ * the first entry still within its deadline. */
+static void req_remove(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (!c->in_req)
+        return;
+    if (c->req_prev)
+        c->req_prev->req_next = c->req_next;
+    else
+        s->req_head = c->req_next;
+    if (c->req_next)
+        c->req_next->req_prev = c->req_prev;
+    else
+        s->req_tail = c->req_prev;
+    c->req_prev = c->req_next = NULL;
+    c->in_req = false;
+}
+
+static void req_begin(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    req_remove(c);
+    c->req_start_ms = uv_now(s->loop);
+    c->req_prev = s->req_tail;
+    c->req_next = NULL;
+    if (s->req_tail)
+        s->req_tail->req_next = c;
+    else
+        s->req_head = c;
+    s->req_tail = c;
+    c->in_req = true;
 }
 
 static void resume_remove(struct http_conn *c)
@@ -472,6 +515,7 @@ static void conn_fail(struct http_conn *c, int status)
     char body[80];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", reason_phrase(status));
     c->close_after = true;
+    req_remove(c);
     conn_respond(c, status, NULL, body, (size_t)n, false);
 }
 
@@ -513,6 +557,7 @@ static void conn_close(struct http_conn *c)
         return;
     c->state = CONN_CLOSING;
     idle_remove(c);
+    req_remove(c);
     resume_remove(c);
     c->reading = false;
     uv_close(&c->h.handle, on_conn_closed);
@@ -583,6 +628,7 @@ static int on_msg_begin(http_parser *p)
     c->hdr_last = 0;
     c->headers_done = false;
     c->reject_status = 0;
+    req_begin(c); /* the deadline runs from the request's first byte */
     return 0;
 }
 
@@ -650,10 +696,35 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* The chunk's size is known once its size line ends: refuse at once a chunk
+ * that cannot fit, instead of waiting for bytes that would be refused anyway. */
+static int on_chunk_hdr(http_parser *p)
+{
+    struct http_conn *c = conn_of_parser(p);
+    if (p->content_length > c->srv->cfg.max_body_bytes - c->body_len) {
+        c->reject_status = 413;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether the body being received already cannot fit: while a chunked body's
+ * size line is still arriving, http-parser keeps the digits so far in
+ * content_length (more digits only make it larger), and within a chunk it is
+ * what remains of the chunk. ULLONG_MAX means no size seen yet. */
+static bool body_bound_exceeded(const struct http_conn *c)
+{
+    const http_parser *p = &c->parser;
+    return c->headers_done && !c->msg_done && (p->flags & F_CHUNKED) &&
+           p->content_length != ULLONG_MAX &&
+           p->content_length > c->srv->cfg.max_body_bytes - c->body_len;
+}
+
 static int on_msg_done(http_parser *p)
 {
     struct http_conn *c = conn_of_parser(p);
     c->msg_done = true;
+    req_remove(c); /* wholly received: the wait is ours now */
     c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     /* One request at a time: execute returns here; the rest of the buffer is
      * parsed after this request's reply is queued. */
@@ -756,6 +827,10 @@ static void conn_process(struct http_conn *c)
         }
         if (!c->headers_done && c->in_parsed > s->cfg.max_header_bytes) {
             conn_fail(c, 431);
+            break;
+        }
+        if (body_bound_exceeded(c)) {
+            conn_fail(c, 413); /* e.g. a size line "ffffffffffff" still without its CRLF */
             break;
         }
         if (c->in_len == s->in_cap) {
@@ -970,6 +1045,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->in_len = c->in_parsed = 0;
     c->msg_done = c->pending = c->gone = c->close_after = c->lingering = false;
     c->reading = c->writing = c->in_process = c->in_idle = c->resume_queued = false;
+    c->in_req = false;
+    c->req_prev = c->req_next = NULL;
     c->resume_next = NULL;
     c->reject_status = 0;
     c->headers_done = false;
@@ -996,6 +1073,7 @@ void http_server_config_default(struct http_server_config *cfg)
     cfg->max_header_bytes = 8 * 1024;
     cfg->max_body_bytes = 64 * 1024;
     cfg->idle_timeout_ms = 60 * 1000;
+    cfg->request_deadline_ms = 10 * 1000;
     cfg->out_buf_bytes = 64 * 1024;
 }
 
@@ -1004,6 +1082,15 @@ static void on_sweep(uv_timer_t *t)
     struct http_server *s = container_of(t, struct http_server, sweep);
     assert(s->magic == HTTP_SERVER_MAGIC);
     uint64_t now = uv_now(s->loop);
+    /* Requests first (a slow request is answered 408 rather than cut silently
+     * by the idle limit). The FIFO is ordered by start: stop at the first one
+     * still within its deadline. */
+    while (s->req_head && s->req_head->req_start_ms + s->cfg.request_deadline_ms <= now) {
+        struct http_conn *c = s->req_head;
+        log_debug("http", "request not received within %u ms: 408", s->cfg.request_deadline_ms);
+        conn_fail(c, 408); /* leaves the FIFO; the connection closes once 408 is out */
+        conn_update_reading(c);
+    }
     /* The FIFO is ordered by last activity: stop at the first one still young. */
     while (s->idle_head && s->idle_head->active_ms + s->cfg.idle_timeout_ms <= now)
         conn_close(s->idle_head);
@@ -1013,7 +1100,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_co
                                     http_handler_cb *cb, void *arg)
 {
     if (!loop || !cfg || !cb || cfg->max_conns == 0 || cfg->max_header_bytes < 64 ||
-        cfg->out_buf_bytes < 256 || cfg->idle_timeout_ms == 0 ||
+        cfg->out_buf_bytes < 256 || cfg->idle_timeout_ms == 0 || cfg->request_deadline_ms == 0 ||
         cfg->max_header_bytes > UINT32_MAX / 4 || cfg->max_body_bytes > UINT32_MAX / 4)
         return NULL;
     size_t in_cap = cfg->max_header_bytes + cfg->max_body_bytes;
@@ -1055,7 +1142,9 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_co
     uv_timer_init(loop, &s->sweep);
     uv_idle_init(loop, &s->resumer);
     s->nhandles = 2;
-    uint64_t every = cfg->idle_timeout_ms / 4;
+    uint64_t every = (cfg->idle_timeout_ms < cfg->request_deadline_ms ? cfg->idle_timeout_ms
+                                                                      : cfg->request_deadline_ms) /
+                     4;
     if (every < 10)
         every = 10;
     if (every > 1000)

@@ -1,10 +1,10 @@
 /* HTTP/1.1 server on a libuv loop: accepts on TCP and unix sockets, parses with
  * http-parser (keep-alive, pipelining, bodies split across reads), enforces
- * limits (header bytes -> 431, body bytes -> 413, idle timeout, connection
- * slots) and writes responses. Knows nothing about routes: each complete request
- * goes to one handler callback, which answers now or later through
- * http_reply*(). Requests on one connection are answered in order: while a
- * request is unanswered the connection reads no further requests.
+ * limits (header bytes -> 431, body bytes -> 413, a whole-request deadline ->
+ * 408, idle timeout, connection slots) and writes responses. Knows nothing about routes: each
+ * complete request goes to one handler callback, which answers now or later through http_reply*().
+ * Requests on one connection are answered in order: while a request is unanswered the connection
+ * reads no further requests.
  *
  * No allocation per request: connection slots and their buffers are allocated
  * once at http_server_new(). */
@@ -68,14 +68,22 @@ struct http_exchange;
 typedef void http_handler_cb(struct http_exchange *x, const struct http_request *req, void *arg);
 
 struct http_server_config {
-    unsigned max_conns;       /* connection slots; when full, new connections are closed */
-    size_t max_header_bytes;  /* request line + headers; beyond -> 431 and close */
-    size_t max_body_bytes;    /* beyond -> 413 and close */
-    unsigned idle_timeout_ms; /* an idle keep-alive connection is closed after this */
-    size_t out_buf_bytes;     /* per-connection output buffer; stop reading while fuller */
+    unsigned max_conns;           /* connection slots; when full, new connections are closed */
+    size_t max_header_bytes;      /* request line + headers; beyond -> 431 and close */
+    size_t max_body_bytes;        /* beyond -> 413 and close; a chunk announced beyond it is
+                                     refused as soon as its size line shows it */
+    unsigned idle_timeout_ms;     /* an idle keep-alive connection is closed after this */
+    unsigned request_deadline_ms; /* a request (line, headers, body) not wholly received
+                                     this long after its first byte -> 408 and close, however
+                                     steadily its bytes trickle in (slowloris); the sweep
+                                     that checks it runs every quarter of the shorter of
+                                     this and idle_timeout_ms (10 ms..1 s), so it fires at
+                                     most that much late */
+    size_t out_buf_bytes;         /* per-connection output buffer; stop reading while fuller */
 };
 
-/* Sensible defaults: 1024 conns, 8 KiB headers, 64 KiB body, 60 s idle, 64 KiB out. */
+/* Sensible defaults: 1024 conns, 8 KiB headers, 64 KiB body, 60 s idle, 10 s
+ * request deadline, 64 KiB out. */
 void http_server_config_default(struct http_server_config *cfg);
 
 struct http_server;

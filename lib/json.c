@@ -1,7 +1,8 @@
 /* Strict JSON reader: jsmn finds the token boundaries, then a small walker
  * re-reads every byte of the document (token contents and the gaps between
  * tokens) against the RFC 8259 grammar, so jsmn's leniency never leaks out.
- * Strings are validated (escapes, control characters, UTF-8) but not unescaped.
+ * Strings are validated (escapes, control characters, UTF-8) but not unescaped;
+ * a key repeated within one object (compared unescaped) makes the document bad.
  * No allocation: the jsmn tokens live on the stack, the result in the caller's doc. */
 #include "lib/json.h"
 
@@ -139,6 +140,85 @@ static int walk_string(struct walk *w, int idx, int parent)
     return 0;
 }
 
+/* Next code point of a string already accepted by string_ok, from s[*i]: an
+ * escape (a \uD8xx\uDCxx pair is one code point; a lone surrogate stands for
+ * itself), a UTF-8 sequence, or an ASCII byte. */
+static uint32_t key_next(const char *s, size_t n, size_t *i)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k = *i;
+    if (u[k] == '\\') {
+        char e = s[k + 1];
+        if (e != 'u') {
+            *i = k + 2;
+            switch (e) {
+            case 'b':
+                return '\b';
+            case 'f':
+                return '\f';
+            case 'n':
+                return '\n';
+            case 'r':
+                return '\r';
+            case 't':
+                return '\t';
+            default:
+                return (uint32_t)e; /* '"', '\\', '/' */
+            }
+        }
+        uint32_t cp = 0;
+        for (int d = 2; d < 6; d++)
+            cp = cp * 16 + (uint32_t)text_hex_digit(s[k + d]);
+        k += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF && k + 6 <= n && s[k] == '\\' && s[k + 1] == 'u') {
+            uint32_t lo = 0;
+            for (int d = 2; d < 6; d++)
+                lo = lo * 16 + (uint32_t)text_hex_digit(s[k + d]);
+            if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                k += 6;
+            }
+        }
+        *i = k;
+        return cp;
+    }
+    if (u[k] < 0x80) {
+        *i = k + 1;
+        return u[k];
+    }
+    size_t len = text_utf8_seq(u + k, n - k); /* 2..4: string_ok checked it */
+    uint32_t cp = u[k] & (0xFF >> (len + 1));
+    for (size_t j = 1; j < len; j++)
+        cp = cp << 6 | (u[k + j] & 0x3F);
+    *i = k + len;
+    return cp;
+}
+
+/* Whether two validated strings name the same key once unescaped, so that
+ * "a" and "\u0061" are one key. */
+static bool key_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t i = 0, j = 0;
+    while (i < an && j < bn)
+        if (key_next(a, an, &i) != key_next(b, bn, &j))
+            return false;
+    return i == an && j == bn;
+}
+
+/* Whether key token k repeats an earlier key of object obj. The object's keys
+ * are the tokens between them whose parent is obj (values hang off their key). */
+static bool key_repeated(const struct walk *w, int obj, int k)
+{
+    const struct json_tok *kt = &w->out[k];
+    for (int j = obj + 1; j < k; j++) {
+        const struct json_tok *t = &w->out[j];
+        if (t->parent == obj && key_equal(w->js + t->start, (size_t)(t->end - t->start),
+                                          w->js + kt->start, (size_t)(kt->end - kt->start)))
+            return true;
+    }
+    return false;
+}
+
 static int walk_value(struct walk *w, int parent);
 
 static int walk_object(struct walk *w, int idx, int parent)
@@ -159,6 +239,8 @@ static int walk_object(struct walk *w, int idx, int parent)
             if (rv != 0)
                 return rv;
             w->out[k].size = 1; /* a key has one value */
+            if (key_repeated(w, idx, k))
+                return -EINVAL; /* which value would count is anyone's guess */
             skip_ws(w);
             if (w->pos >= w->len || w->js[w->pos] != ':')
                 return -EINVAL;
@@ -282,16 +364,15 @@ int json_member(const struct json_doc *d, int obj, const char *key)
     if (!tok_ok(d, obj, JSON_OBJECT) || key == NULL)
         return -1;
     size_t klen = strlen(key);
-    int found = -1;
     int end = d->tok[obj].end;
     for (int j = obj + 1; j < d->ntok && d->tok[j].start < end; j++) {
         const struct json_tok *t = &d->tok[j];
         if (t->parent != obj)
             continue;
         if ((size_t)(t->end - t->start) == klen && memcmp(d->js + t->start, key, klen) == 0)
-            found = j + 1; /* the value follows its key; keep going: last one wins */
+            return j + 1; /* the value follows its key; keys are unique */
     }
-    return found;
+    return -1;
 }
 
 bool json_string(const struct json_doc *d, int i, struct slice *out, bool *has_escape)

@@ -41,14 +41,17 @@ struct json_doc {
 };
 
 /* Parses and validates js[0..len). Leading/trailing whitespace is allowed,
- * anything else after the top-level value is not. Returns 0; -EINVAL for
- * malformed JSON; -E2BIG when it needs more than JSON_MAX_TOKENS tokens. The
- * doc refers to js, which must outlive it. */
+ * anything else after the top-level value is not. An object with the same key
+ * twice (compared after unescaping: "a" and "\u0061" are the same key) is
+ * refused like malformed JSON: RFC 8259 leaves its meaning open, and a reader
+ * that picks one value may not be the reader that checked it. Returns 0;
+ * -EINVAL for malformed JSON or a duplicate key; -E2BIG when it needs more than
+ * JSON_MAX_TOKENS tokens. The doc refers to js, which must outlive it. */
 int json_parse(struct json_doc *d, const char *js, size_t len) __attribute__((warn_unused_result));
 
 /* Index of the value of member `key` in the object at token `obj`, or -1 when
- * obj is not an object or has no such key. Keys are compared raw (no escapes).
- * If a key appears twice, the last one wins. */
+ * obj is not an object or has no such key. Keys are compared raw (no escapes):
+ * a key written with escapes is not found by its plain spelling. */
 int json_member(const struct json_doc *d, int obj, const char *key);
 
 /* Typed views of token i. Each returns false when i < 0 or the type differs. */

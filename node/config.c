@@ -102,6 +102,7 @@ static const struct uint_setting uint_settings[] = {
     {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
     {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},
     {"IDLE_TIMEOUT", UOFF(idle_timeout_ms), 60000, 100, 3600000, true},
+    {"REQUEST_READ_DEADLINE", UOFF(request_deadline_ms), 10000, 100, 600000, true},
     {"PEER_FAST_LANE", UOFF(peer_fast_lane), 1, 0, 1, false},
     {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 10, 1, 1000, true},
     {"PAYNODE_TEST_DROP_BATCHES", UOFF(test_drop_batches), 0, 0, 1000, false},
@@ -224,14 +225,16 @@ void config_log(const struct config *c)
                "\"DEFAULT_PROCESSOR_URL\":\"%s\",\"FALLBACK_PROCESSOR_URL\":\"%s\","
                "\"HEALTH_CHECK_INTERVAL\":%u,\"REQUEST_TIMEOUT\":%u,\"SAFE_LATENCY_MS\":%u,"
                "\"PROCESSOR_MAX_CONNS\":%u,\"QUEUE_CAPACITY\":%u,\"LEDGER_CAPACITY\":%u,"
-               "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"NNG_LISTEN\":\"%s\",\"PEER_NNG_URL\":\"%s\","
+               "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"REQUEST_READ_DEADLINE\":%u,\"NNG_LISTEN\":"
+               "\"%s\",\"PEER_NNG_URL\":\"%s\","
                "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\",\"PEER_FAST_LANE\":%u,"
                "\"STREAM_FLUSH_MS\":%u,\"PAYNODE_TEST_DROP_BATCHES\":%u,\"PEER_KEY\":\"%s\","
                "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
                c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
-               c->idle_timeout_ms, c->nng_listen, c->peer_nng_url, c->gossip_listen, c->peer_gossip,
-               c->peer_fast_lane, c->stream_flush_ms, c->test_drop_batches,
-               c->peer_key[0] ? "(set)" : "", c->peer_key_file, c->peer_insecure);
+               c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen, c->peer_nng_url,
+               c->gossip_listen, c->peer_gossip, c->peer_fast_lane, c->stream_flush_ms,
+               c->test_drop_batches, c->peer_key[0] ? "(set)" : "", c->peer_key_file,
+               c->peer_insecure);
 }

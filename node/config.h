@@ -29,6 +29,7 @@ struct config {
     unsigned ledger_capacity;            /* LEDGER_CAPACITY: payments held in memory */
     unsigned max_conns;                  /* MAX_CONNS: inbound connection slots */
     unsigned idle_timeout_ms;            /* IDLE_TIMEOUT: inbound keep-alive idle limit */
+    unsigned request_deadline_ms;        /* REQUEST_READ_DEADLINE: whole inbound request */
     enum log_level log_level;            /* LOG_LEVEL */
     char nng_listen[CONFIG_URL_MAX];     /* NNG_LISTEN: our replication endpoint, "" = alone */
     char peer_nng_url[CONFIG_URL_MAX];   /* PEER_NNG_URL: the peer's replication endpoint */

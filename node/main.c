@@ -175,6 +175,7 @@ static int start(struct node *n)
     http_server_config_default(&scfg);
     scfg.max_conns = c->max_conns;
     scfg.idle_timeout_ms = c->idle_timeout_ms;
+    scfg.request_deadline_ms = c->request_deadline_ms;
     scfg.max_body_bytes = 4096; /* a payment is ~80 bytes */
     api_init(&n->api, n);
     n->http = http_server_new(n->loop, &scfg, api_handle, &n->api);

@@ -9,8 +9,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 PKGS=(build-essential cmake pkg-config libuv1-dev libhttp-parser-dev libjsmn-dev
       libcurl4-openssl-dev libnng-dev libcmocka-dev libsodium-dev nginx docker-compose python3
       python3-yaml curl jq nftables iproute2 procps util-linux chromium fonts-dejavu-core)
+# Fuzzing only (tests/fuzz; the image does not build it): clang, and
+# libclang-rt-14-dev, which holds clang 14's libclang_rt.fuzzer and sanitizer
+# runtimes (only recommended by clang-14: --no-install-recommends leaves it out).
+FUZZ_PKGS=(clang libclang-rt-14-dev)
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "${FUZZ_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

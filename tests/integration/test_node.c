@@ -133,6 +133,15 @@ static void test_bad_inputs_change_nothing(void **state)
          "{\"correlationId\":\"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3\",\"amount\":\"1.00\"}", 400},
         {"POST", "/payments",
          "{\"correlationId\":\"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3\",\"amount\":1.00,}", 400},
+        /* a repeated key: which amount would count is ambiguous */
+        {"POST", "/payments",
+         "{\"correlationId\":\"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3\",\"amount\":1.00,"
+         "\"amount\":1000.00}",
+         400},
+        {"POST", "/payments",
+         "{\"correlationId\":\"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3\",\"amount\":1.00,"
+         "\"\\u0061mount\":2.00}",
+         400},
         {"GET", "/payments", NULL, 405},
         {"GET", "/nope", NULL, 404},
         {"GET", "/payments-summary?from=garbage", NULL, 400},

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -555,6 +556,137 @@ static void test_malformed_400(void **state)
     fx_stop(&f);
 }
 
+/* Sends a chunked request head, then `tail`; the server must answer 413 at
+ * once: well before the idle timeout and the request deadline (both 60 s). */
+static void expect_chunk_413(struct fx *f, const char *tail)
+{
+    struct tclient *c = malloc(sizeof(*c));
+    assert_non_null(c);
+    assert_int_equal(tclient_connect(c, f->addr, TIMEOUT_MS), 0);
+    char req[2048];
+    int n = snprintf(req, sizeof(req),
+                     "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%s", tail);
+    assert_int_equal(tclient_send_raw(c, req, (size_t)n), 0);
+    struct tclient_resp r;
+    char body[128];
+    int rv = tclient_read_response(c, false, &r, body, sizeof(body));
+    if (rv != 0 || r.status != 413)
+        fail_msg("after \"%.40s\": rv %d, status %d", tail, rv, rv == 0 ? r.status : 0);
+    assert_true(r.server_close);
+    tclient_close(c);
+    free(c);
+}
+
+static void test_chunk_size_beyond_limit_413(void **state)
+{
+    struct fx f;
+    struct http_server_config cfg;
+    base_cfg(&cfg); /* max_body_bytes 1024 */
+    cfg.idle_timeout_ms = 60000;
+    cfg.request_deadline_ms = 60000;
+    fx_start(&f, &cfg, false);
+    expect_chunk_413(&f, "ffffffffffff\r\n"); /* a whole size line, no data */
+    expect_chunk_413(&f, "ffffffffffff");     /* the size line is not even finished */
+    expect_chunk_413(&f, "401\r\n");          /* one byte over */
+    expect_chunk_413(&f, "401;ext=1");        /* an extension follows the size */
+    /* 0x200 bytes fit; a second chunk of 0x201 does not */
+    char two[1200];
+    memset(two, 'x', 0x200);
+    snprintf(two + 0x200, sizeof(two) - 0x200, "\r\n201\r\n");
+    char tail[1300];
+    snprintf(tail, sizeof(tail), "200\r\n%s", two);
+    expect_chunk_413(&f, tail);
+    assert_int_equal(atomic_load(&f.requests), 0);
+
+    /* A size line that fits exactly is served, also when it arrives in a read of
+     * its own after the head (no size digits yet must not look oversized). */
+    struct tclient *c = malloc(sizeof(*c));
+    assert_non_null(c);
+    assert_int_equal(tclient_connect(c, f.addr, TIMEOUT_MS), 0);
+    const char *head = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_int_equal(tclient_send_raw(c, head, strlen(head)), 0);
+    sleep_ms(50);
+    assert_int_equal(tclient_send_raw(c, "2", 1), 0);
+    sleep_ms(50);
+    assert_int_equal(tclient_send_raw(c, "00\r\n", 4), 0);
+    char data[0x200 + 16];
+    memset(data, 'y', 0x200);
+    memcpy(data + 0x200, "\r\n", 2);
+    assert_int_equal(tclient_send_raw(c, data, 0x200 + 2), 0);
+    assert_int_equal(tclient_send_raw(c, "200\r\n", 5), 0);
+    assert_int_equal(tclient_send_raw(c, data, 0x200 + 2), 0);
+    assert_int_equal(tclient_send_raw(c, "0\r\n\r\n", 5), 0);
+    struct tclient_resp r;
+    char body[1200];
+    assert_int_equal(tclient_read_response(c, false, &r, body, sizeof(body)), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, strlen("POST /c|") + 1024);
+    tclient_close(c);
+    free(c);
+    fx_stop(&f);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A client that trickles one header byte every 50 ms never goes idle, yet gets
+ * 408 and a close once its request is older than the deadline. */
+static void test_request_deadline_408(void **state)
+{
+    struct fx f;
+    struct http_server_config cfg;
+    base_cfg(&cfg);
+    cfg.idle_timeout_ms = 60000;
+    cfg.request_deadline_ms = 300; /* swept every 75 ms */
+    fx_start(&f, &cfg, false);
+    struct tclient *c = malloc(sizeof(*c));
+    assert_non_null(c);
+    assert_int_equal(tclient_connect(c, f.addr, TIMEOUT_MS), 0);
+    const char *head = "GET /slow HTTP/1.1\r\nX-Slow: ";
+    uint64_t t0 = now_ms();
+    assert_int_equal(tclient_send_raw(c, head, strlen(head)), 0);
+    uint64_t answered = 0;
+    for (int i = 0; i < 60 && !answered; i++) { /* at most 3 s */
+        sleep_ms(50);
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 1) {
+            answered = now_ms();
+            break;
+        }
+        assert_int_equal(tclient_send_raw(c, "a", 1), 0);
+    }
+    assert_true(answered != 0);
+    uint64_t took = answered - t0;
+    assert_true(took >= 300);
+    assert_true(took < 1500); /* deadline + a sweep period, with room for a slow machine */
+    struct tclient_resp r;
+    char body[128];
+    assert_int_equal(tclient_read_response(c, false, &r, body, sizeof(body)), 0);
+    assert_int_equal(r.status, 408);
+    assert_true(r.server_close);
+    assert_int_equal(tclient_wait_closed(c, TIMEOUT_MS), 0);
+    tclient_close(c);
+    assert_int_equal(atomic_load(&f.requests), 0);
+
+    /* The deadline runs from a request's first byte: neither a quiet new
+     * connection nor the pause between keep-alive requests counts. */
+    assert_int_equal(tclient_connect(c, f.addr, TIMEOUT_MS), 0);
+    sleep_ms(500);
+    assert_int_equal(tclient_request(c, "GET", "/one", NULL, NULL, 0, &r, body, sizeof(body)), 0);
+    assert_int_equal(r.status, 200);
+    sleep_ms(500);
+    assert_int_equal(tclient_request(c, "GET", "/two", NULL, NULL, 0, &r, body, sizeof(body)), 0);
+    assert_int_equal(r.status, 200);
+    assert_false(r.server_close);
+    tclient_close(c);
+    free(c);
+    fx_stop(&f);
+}
+
 static void test_idle_timeout(void **state)
 {
     struct fx f;
@@ -782,6 +914,9 @@ static void test_bad_config(void **state)
     assert_null(http_server_new(&loop, &cfg, handler, NULL));
     base_cfg(&cfg);
     assert_null(http_server_new(&loop, &cfg, NULL, NULL));
+    base_cfg(&cfg);
+    cfg.request_deadline_ms = 0;
+    assert_null(http_server_new(&loop, &cfg, handler, NULL));
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -800,6 +935,8 @@ int main(void)
         cmocka_unit_test(test_body_too_large_413),
         cmocka_unit_test(test_header_too_large_431),
         cmocka_unit_test(test_malformed_400),
+        cmocka_unit_test(test_chunk_size_beyond_limit_413),
+        cmocka_unit_test(test_request_deadline_408),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_slots_full),

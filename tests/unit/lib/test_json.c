@@ -46,7 +46,10 @@ static const struct doc_case docs[] = {
     {"{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":{}},\"e\":\"\"}", 0},
     {"[[[[[[[[[[1]]]]]]]]]]", 0},
     {"[{}, [], \"\", 0, -0.0e0, true]", 0},
-    {"{\"a\":1,\"a\":2}", 0},
+    {"{\"a\":1,\"b\":{\"a\":2}}", 0},  /* same key, different objects */
+    {"[{\"a\":1},{\"a\":2}]", 0},      /* likewise */
+    {"{\"a\":1,\"A\":2,\"a \":3}", 0}, /* keys differ by case or a space */
+    {"{\"\\u00e9\":1,\"e\":2}", 0},    /* an escape that is not the other key */
     {"{\"\":0}", 0},
     {"[1,[2,[3]],{\"x\":[4]}]", 0},
     {"{\"a\":{\"b\":1},\"c\":2}", 0},
@@ -166,6 +169,18 @@ static const struct doc_case docs[] = {
     {"\"\xf4\x90\x80\x80\"", -EINVAL},
     {"\"\x80\"", -EINVAL},
     {"{\"a\nb\":1}", -EINVAL},
+    /* duplicate keys in one object, compared unescaped */
+    {"{\"a\":1,\"a\":2}", -EINVAL},
+    {"{\"a\":1,\"a\":1}", -EINVAL},
+    {"{\"a\":1,\"b\":2,\"a\":3}", -EINVAL},
+    {"{\"x\":{\"k\":1,\"k\":2}}", -EINVAL},
+    {"[{\"k\":[],\"k\":{}}]", -EINVAL},
+    {"{\"\":0,\"\":1}", -EINVAL},
+    {"{\"a\":1,\"\\u0061\":2}", -EINVAL},
+    {"{\"\\/\":1,\"/\":2}", -EINVAL},
+    {"{\"\\u00E9\":1,\"\xc3\xa9\":2}", -EINVAL},
+    {"{\"\\uD83D\\uDE00\":1,\"\xf0\x9f\x98\x80\":2}", -EINVAL},
+    {"{\"amount\":1,\"correlationId\":\"x\",\"amount\":2}", -EINVAL},
 };
 
 static void test_doc_table(void **state)
@@ -245,11 +260,11 @@ static void test_payment_body(void **state)
 static void test_member_nested_and_duplicates(void **state)
 {
     (void)state;
-    const char *js = "{\"a\":{\"x\":1,\"b\":2},\"b\":[{\"b\":3}],\"c\":\"b\",\"b\":4}";
+    const char *js = "{\"a\":{\"x\":1,\"b\":2},\"d\":[{\"b\":3}],\"c\":\"b\",\"b\":4}";
     struct json_doc d;
     assert_int_equal(json_parse(&d, js, strlen(js)), 0);
     long long v = 0;
-    /* top-level "b": the last one wins, nested "b"s are not members of the root */
+    /* top-level "b": nested "b"s are not members of the root */
     int b = json_member(&d, 0, "b");
     assert_true(json_int(&d, b, &v));
     assert_int_equal(v, 4);

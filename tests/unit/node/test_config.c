@@ -39,6 +39,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.fallback_url, "http://127.0.0.1:8002");
     assert_int_equal(c.health_interval_ms, 5000);
     assert_int_equal(c.request_timeout_ms, 10000);
+    assert_int_equal(c.request_deadline_ms, 10000);
     assert_false(config_has_peer(&c));
     assert_int_equal(c.log_level, LOG_INFO);
 }
@@ -53,6 +54,7 @@ static void test_values(void **state)
                        {"DEFAULT_PROCESSOR_URL", "http://payment-processor-default:8080/"},
                        {"HEALTH_CHECK_INTERVAL", "6s"},
                        {"REQUEST_TIMEOUT", "2500ms"},
+                       {"REQUEST_READ_DEADLINE", "3s"},
                        {"LOG_LEVEL", "debug"},
                        {"NNG_LISTEN", "tcp://0.0.0.0:7000"},
                        {"PEER_NNG_URL", "tcp://node2:7000"},
@@ -71,6 +73,7 @@ static void test_values(void **state)
     assert_string_equal(c.default_url, "http://payment-processor-default:8080"); /* no '/' */
     assert_int_equal(c.health_interval_ms, 6000);
     assert_int_equal(c.request_timeout_ms, 2500);
+    assert_int_equal(c.request_deadline_ms, 3000);
     assert_int_equal(c.log_level, LOG_DEBUG);
     assert_true(config_has_peer(&c));
 }
@@ -97,6 +100,8 @@ static void test_bad_values(void **state)
         {"MAX_CONNS", "99999999999", "too large"},
         {"PEER_FAST_LANE", "2", "out of range"},
         {"STREAM_FLUSH_MS", "0", "out of range"},
+        {"REQUEST_READ_DEADLINE", "0", "out of range"},
+        {"REQUEST_READ_DEADLINE", "11m", "REQUEST_READ_DEADLINE"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config c;
