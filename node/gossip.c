@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -743,6 +744,28 @@ void gossip_stats(const struct gossip *g, struct gossip_stats *out)
 {
     GOSSIP_CHECK(g);
     *out = g->st;
+}
+
+size_t gossip_metrics(const struct gossip *g, char *buf, size_t cap)
+{
+    GOSSIP_CHECK(g);
+    const struct gossip_stats *s = &g->st;
+    int n = snprintf(buf, cap,
+                     "paynode_gossip_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
+                     "paynode_gossip_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
+                     "paynode_gossip_send_errors_total %" PRIu64 "\n"
+                     "paynode_gossip_heartbeats_received_total %" PRIu64 "\n"
+                     "paynode_gossip_dropped_total{reason=\"malformed\"} %" PRIu64 "\n"
+                     "paynode_gossip_dropped_total{reason=\"self\"} %" PRIu64 "\n"
+                     "paynode_gossip_dropped_total{reason=\"stale\"} %" PRIu64 "\n"
+                     "paynode_gossip_dropped_total{reason=\"foreign\"} %" PRIu64 "\n"
+                     "paynode_gossip_dropped_total{reason=\"unauthentic\"} %" PRIu64 "\n",
+                     s->sent + s->frames_sent, s->received + s->frames_received, s->send_errors,
+                     s->received, s->dropped_malformed, s->dropped_self, s->dropped_stale,
+                     s->dropped_foreign, s->dropped_unauthentic);
+    if (n < 0)
+        return 0;
+    return (size_t)n < cap ? (size_t)n : (cap > 0 ? cap - 1 : 0);
 }
 
 static void on_handle_closed(uv_handle_t *h)

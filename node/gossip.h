@@ -25,6 +25,7 @@
 #define NODE_GOSSIP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -154,6 +155,11 @@ const char *gossip_peer_state_name(enum gossip_peer_state s);
 const struct heartbeat *gossip_last_peer(const struct gossip *g);
 
 void gossip_stats(const struct gossip *g, struct gossip_stats *out);
+
+/* The stats above as Prometheus sample lines (paynode_gossip_*), for the
+ * owner's /metrics. Returns the bytes written; cap - 1 when cut short (buf is
+ * NUL-terminated whenever cap > 0). */
+size_t gossip_metrics(const struct gossip *g, char *buf, size_t cap);
 
 /* Stops timers and the socket; once libuv has closed everything (and any name
  * resolution in flight has returned) calls cb (may be NULL) from the loop and

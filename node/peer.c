@@ -1420,7 +1420,10 @@ size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
                  p->st.purges_skipped, p->st.dead_ignored, p->st.datagrams_out, p->st.datagrams_in,
                  p->st.datagram_events_out, p->st.datagram_gaps, p->st.datagram_send_errors,
                  p->st.datagrams_stale, p->st.unauthentic, p->st.refused, p->keyed);
-    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+    size_t len = n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+    if (p->gossip && len + 1 < cap) /* its drops: forged or foreign datagrams show there */
+        len += gossip_metrics(p->gossip, buf + len, cap - len);
+    return len;
 }
 
 static void free_peer(struct peer *p)
