@@ -83,8 +83,9 @@ struct seal_rx {
 
 void seal_rx_init(struct seal_rx *rx, const struct seal_key *key, uint8_t self,
                   enum seal_channel channel);
-/* Forgets the sender's incarnation (e.g. the peer is dead: its next start may
- * carry an older clock); counters of a new incarnation start afresh anyway. */
+/* Forgets the sender's incarnation, so that any incarnation is taken again (a
+ * new pairing). The node never calls it on a peer's death: an older
+ * incarnation must stay refused (docs/SECURITY.md, "Replays and restarts"). */
 void seal_rx_reset(struct seal_rx *rx);
 
 /* What seal_open tells of the sender (valid when it returns 0). */

@@ -383,13 +383,11 @@ static void set_state(struct gossip *g, enum gossip_peer_state s)
     if (old == s)
         return;
     g->state = s;
-    if (s == GOSSIP_PEER_DEAD) {
+    /* The seal's window keeps the peer's incarnation even now: a recorded
+     * datagram of an earlier process must never pass again (docs/SECURITY.md,
+     * "Replays and restarts"). */
+    if (s == GOSSIP_PEER_DEAD)
         g->settled = false;
-        /* Its next process may start with an older clock: forget its
-         * incarnation (replays of a dead process change nothing the
-         * heartbeat rules would not refuse anyway). */
-        seal_rx_reset(&g->rx);
-    }
     log_info("gossip", "peer %u %s -> %s", g->peer_id, gossip_peer_state_name(old),
              gossip_peer_state_name(s));
     if (g->cbs.on_peer_state != NULL)

@@ -1054,12 +1054,6 @@ static void on_gossip_state(enum gossip_peer_state old, enum gossip_peer_state s
                restarted ? "true" : "false");
     if (st == GOSSIP_PEER_DEAD || restarted)
         release_holds(p, true);
-    if (st == GOSSIP_PEER_DEAD && p->keyed) {
-        /* Its next process may start with an older clock (seal.h). */
-        seal_rx_reset(&p->rx_stream);
-        seal_rx_reset(&p->rx_req);
-        seal_rx_reset(&p->rx_rep);
-    }
     /* Take over only a peer whose process is surely gone: a new incarnation
      * (the old one died), or silence with its connection to us closed too
      * (the kernel closes a killed process's sockets). A silent peer whose
