@@ -29,7 +29,6 @@
 #include "lib/seal.h"
 #include "node/gossip.h"
 #include "node/health.h"
-#include "node/node.h"
 #include "node/peer_internal.h"
 #include "proto/repl.h"
 
@@ -122,21 +121,30 @@ static void on_sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
     atomic_compare_exchange_strong(&p->peer_pipe, &id, 0u);
 }
 
-struct peer *peer_new(struct node *n)
+struct peer *peer_new(uv_loop_t *loop, const struct peer_config *cfg, struct ledger *ledger,
+                      struct dispatch *dispatch, struct health *health,
+                      const struct peer_callbacks *cbs)
 {
+    assert(cbs->own_seq && cbs->purge_epoch && cbs->set_purge_epoch && cbs->stopping);
     struct peer *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->magic = PEER_MAGIC;
-    p->n = n;
-    p->loop = n->loop;
-    p->self_id = (uint8_t)n->cfg.node_id;
+    p->loop = loop;
+    p->ledger = ledger;
+    p->dispatch = dispatch;
+    p->health = health;
+    p->cb = *cbs;
+    p->self_id = cfg->node_id;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     p->incarnation = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     atomic_init(&p->pub_pipes, 0);
-    snprintf(p->pub_url, sizeof(p->pub_url), "%s", n->cfg.nng_listen);
-    snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", n->cfg.peer_nng_url);
+    snprintf(p->pub_url, sizeof(p->pub_url), "%s", cfg->nng_listen);
+    snprintf(p->peer_pub_url, sizeof(p->peer_pub_url), "%s", cfg->peer_nng_url);
+    snprintf(p->gossip_listen, sizeof(p->gossip_listen), "%s", cfg->gossip_listen);
+    snprintf(p->peer_gossip, sizeof(p->peer_gossip), "%s",
+             cfg->peer_gossip ? cfg->peer_gossip : "");
     p->out = malloc(REPL_FRAME_MAX);
     p->plain = malloc(REPL_FRAME_MAX);
     p->fast_out = malloc(GOSSIP_FRAME_MAX);
@@ -156,10 +164,9 @@ struct peer *peer_new(struct node *n)
         free(p);
         return NULL;
     }
-    p->keyed = n->cfg.peer_key[0] != '\0';
+    p->keyed = cfg->key && cfg->key[0] != '\0';
     if (p->keyed) {
-        if (seal_global_init() != 0 ||
-            seal_key_derive(&p->key, n->cfg.peer_key, strlen(n->cfg.peer_key)) != 0) {
+        if (seal_global_init() != 0 || seal_key_derive(&p->key, cfg->key, strlen(cfg->key)) != 0) {
             log_error("peer", "PEER_KEY: cannot derive the key");
             free(p);
             return NULL;
@@ -171,9 +178,9 @@ struct peer *peer_new(struct node *n)
         seal_rx_init(&p->rx_req, &p->key, p->self_id, SEAL_CH_REQ);
         seal_rx_init(&p->rx_rep, &p->key, p->self_id, SEAL_CH_REP);
     }
-    p->fast_on = n->cfg.peer_fast_lane != 0;
-    p->stream_flush_ms = n->cfg.stream_flush_ms;
-    p->test_drop_every = n->cfg.test_drop_batches;
+    p->fast_on = cfg->fast_lane;
+    p->stream_flush_ms = cfg->stream_flush_ms;
+    p->test_drop_every = cfg->test_drop_batches;
     if (p->test_drop_every)
         log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
     peer_stream_reset(p);
@@ -265,8 +272,8 @@ int peer_start(struct peer *p)
     struct gossip_config gc = {
         .self_id = p->self_id,
         .incarnation = p->incarnation,
-        .listen_addr = p->n->cfg.gossip_listen,
-        .peer_addr = p->n->cfg.peer_gossip,
+        .listen_addr = p->gossip_listen,
+        .peer_addr = p->peer_gossip[0] ? p->peer_gossip : NULL,
         .key = p->keyed ? &p->key : NULL,
     };
     struct gossip_callbacks cbs = {.on_frame = peer_stream_on_frame};
@@ -281,7 +288,7 @@ int peer_start(struct peer *p)
         log_error("peer", "gossip on %s failed: %s", gc.listen_addr, uv_strerror(rv));
         return rv;
     }
-    health_set_checker(p->n->health, false); /* until gossip knows whether the peer is up */
+    health_set_checker(p->health, false); /* until gossip knows whether the peer is up */
     if (!p->keyed)
         log_warn("peer",
                  "PEER_INSECURE=1: the links to the peer are NOT authenticated nor private; "

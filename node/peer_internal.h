@@ -20,9 +20,11 @@
 #include "proto/event.h"
 #include "proto/repl.h"
 
+struct dispatch;
 struct gossip;
 struct gossip_callbacks;
-struct node;
+struct health;
+struct ledger;
 
 #define PEER_MAGIC 0x50454552u    /* "PEER" */
 #define PEER_RING_SIZE (1u << 16) /* our recent events kept for range repairs */
@@ -52,12 +54,16 @@ struct held_reply {
 
 struct peer {
     uint32_t magic;
-    struct node *n;
     uv_loop_t *loop;
+    struct ledger *ledger;     /* the node's, shared */
+    struct dispatch *dispatch; /* the node's: purge, kick, takeover */
+    struct health *health;     /* the node's: checker role, results shared */
+    struct peer_callbacks cb;  /* what else we ask of the node */
     uint8_t self_id;
     uint64_t incarnation; /* ns since epoch at start */
     char pub_url[CONFIG_URL_MAX + 8], rep_url[CONFIG_URL_MAX + 8];
     char peer_pub_url[CONFIG_URL_MAX + 8], peer_rep_url[CONFIG_URL_MAX + 8];
+    char gossip_listen[CONFIG_URL_MAX], peer_gossip[CONFIG_URL_MAX]; /* "" = not known yet */
 
     nng_socket pub, sub, rep, req;
     bool pub_open, sub_open, rep_open, req_open;
@@ -143,6 +149,17 @@ struct peer {
 static inline uint64_t now_ms(const struct peer *p)
 {
     return uv_now(p->loop);
+}
+
+/* The node's side, through the callbacks. */
+static inline uint64_t own_seq(const struct peer *p)
+{
+    return p->cb.own_seq(p->cb.arg);
+}
+
+static inline uint64_t own_purge_epoch(const struct peer *p)
+{
+    return p->cb.purge_epoch(p->cb.arg);
 }
 
 /* ---- node/peer.c: sealing ---- */

@@ -16,7 +16,6 @@
 
 #include "lib/log.h"
 #include "node/ledger.h"
-#include "node/node.h"
 #include "node/peer_internal.h"
 #include "proto/catchup.h"
 #include "proto/repl.h"
@@ -38,7 +37,7 @@ static void rep_send(struct peer *p, const uint8_t *buf, size_t len)
 static void serve_range(struct peer *p, const struct catchup_request *rq)
 {
     struct catchup_writer w;
-    uint64_t own = p->n->seq;
+    uint64_t own = own_seq(p);
     if (catchup_writer_init(&w, p->rep_buf, REPL_FRAME_MAX, p->self_id, p->incarnation, rq->origin,
                             rq->from_seq) != 0)
         return;
@@ -61,7 +60,7 @@ static void serve_range(struct peer *p, const struct catchup_request *rq)
 static void serve_snapshot(struct peer *p, const struct snap_request *rq)
 {
     static struct snap_record recs[SNAP_MAX_RECORDS];
-    struct ledger *l = p->n->ledger;
+    struct ledger *l = p->ledger;
     size_t size = ledger_size(l);
     uint32_t i = rq->cursor;
     uint16_t count = 0;
@@ -80,8 +79,8 @@ static void serve_snapshot(struct peer *p, const struct snap_request *rq)
     struct snap_response h = {
         .responder_id = p->self_id,
         .incarnation = p->incarnation,
-        .purge_epoch = p->n->purge_epoch,
-        .own_seq = p->n->seq,
+        .purge_epoch = own_purge_epoch(p),
+        .own_seq = own_seq(p),
         .next_cursor = i,
         .done = i >= size,
         .count = count,
@@ -179,7 +178,7 @@ static void apply_record(struct peer *p, const struct snap_record *r)
     ev.type = EVENT_ACCEPTED;
     ev.at_ms = r->accepted_ms;
     struct payment *pay = NULL;
-    int rv = ledger_apply(p->n->ledger, &ev, &pay);
+    int rv = ledger_apply(p->ledger, &ev, &pay);
     if (rv != 0 && rv != -EEXIST) {
         p->st.apply_errors++;
         return;
@@ -189,14 +188,14 @@ static void apply_record(struct peer *p, const struct snap_record *r)
         if (r->failed & (1u << proc)) {
             ev.type = EVENT_FAILED;
             ev.processor = proc;
-            (void)!ledger_apply(p->n->ledger, &ev, NULL);
+            (void)!ledger_apply(p->ledger, &ev, NULL);
         }
     }
     if (r->state == LEDGER_SENDING || r->state == LEDGER_RECORDED) {
         ev.type = r->state == LEDGER_SENDING ? EVENT_SENDING : EVENT_RECORDED;
         ev.processor = r->processor;
         ev.at_ms = r->requested_at_ms;
-        (void)!ledger_apply(p->n->ledger, &ev, NULL);
+        (void)!ledger_apply(p->ledger, &ev, NULL);
     }
     p->st.snapshot_records++;
 }
@@ -227,12 +226,12 @@ static void on_snapshot_response(struct peer *p, const uint8_t *buf, size_t len)
         p->peer_id = h.responder_id;
         /* The peer purged since we last heard: its PURGED event lies before
          * the stream position this snapshot resumes at, so apply it here. */
-        if (h.purge_epoch > p->n->purge_epoch)
+        if (h.purge_epoch > own_purge_epoch(p))
             peer_stream_purge(p, h.purge_epoch);
     } else if (h.purge_epoch != p->snap_epoch || h.incarnation != p->snap_inc) {
         /* The peer purged or restarted mid-walk: what earlier chunks brought
          * in is gone there, so it goes here too, and the walk starts again. */
-        if (h.purge_epoch > p->n->purge_epoch)
+        if (h.purge_epoch > own_purge_epoch(p))
             peer_stream_purge(p, h.purge_epoch);
         peer_repair_start_snapshot(p);
         return;

@@ -23,7 +23,6 @@
 #include "node/dispatch.h"
 #include "node/gossip.h"
 #include "node/ledger.h"
-#include "node/node.h"
 #include "node/peer_internal.h"
 #include "proto/repl.h"
 
@@ -102,7 +101,7 @@ void peer_stream_fast_flush(struct peer *p)
     if (!p->fast_on || !p->gossip)
         return;
     uv_idle_stop(&p->flush_idle);
-    uint64_t own = p->n->seq;
+    uint64_t own = own_seq(p);
     bool want = waiting_for_ack(p);
     /* A datagram goes when the event waited for has not gone in one yet, or
      * when the peer waits for our ack; later events ride along. */
@@ -266,13 +265,12 @@ bool peer_alive(const struct peer *p)
  * peer's, or the snapshot's), and moves our purge epoch up to `epoch`. */
 void peer_stream_purge(struct peer *p, uint64_t epoch)
 {
-    struct node *n = p->n;
     struct event ev = {
         .type = EVENT_PURGED, .origin = p->peer_id ? p->peer_id : 1, .seq = 1, .epoch = epoch};
-    dispatch_purge(n->dispatch);
-    (void)!ledger_apply(n->ledger, &ev, NULL);
-    if (epoch > n->purge_epoch)
-        n->purge_epoch = epoch;
+    dispatch_purge(p->dispatch);
+    (void)!ledger_apply(p->ledger, &ev, NULL);
+    if (epoch > own_purge_epoch(p))
+        p->cb.set_purge_epoch(p->cb.arg, epoch);
 }
 
 /* Whether a peer's event holds values our own API and clock could have made:
@@ -281,7 +279,7 @@ void peer_stream_purge(struct peer *p, uint64_t epoch)
 static bool event_sane(const struct peer *p, const struct event *ev)
 {
     if (ev->type == EVENT_PURGED)
-        return ev->epoch > 0 && ev->epoch <= p->n->purge_epoch + PEER_EPOCH_STEP_MAX;
+        return ev->epoch > 0 && ev->epoch <= own_purge_epoch(p) + PEER_EPOCH_STEP_MAX;
     if (ev->type != EVENT_ACCEPTED && ev->processor >= LEDGER_NPROC)
         return false;
     if ((ev->type == EVENT_ACCEPTED || ev->type == EVENT_RECORDED) &&
@@ -302,7 +300,6 @@ static bool event_sane(const struct peer *p, const struct event *ev)
  * acknowledged, and the stream stops there until a repair brings it again. */
 int peer_stream_apply(struct peer *p, const struct event *ev)
 {
-    struct node *n = p->n;
     if (!event_sane(p, ev)) {
         p->st.refused++;
         log_warn("peer", "event %d seq %" PRIu64 " of node %u out of bounds: refused",
@@ -312,14 +309,14 @@ int peer_stream_apply(struct peer *p, const struct event *ev)
     if (ev->type == EVENT_PURGED) {
         /* Two purges at once (one on each node) are one purge: the second
          * must not wipe what was accepted after the first. */
-        if (ev->epoch > n->purge_epoch)
+        if (ev->epoch > own_purge_epoch(p))
             peer_stream_purge(p, ev->epoch);
         else
             p->st.purges_skipped++;
         return 0;
     }
     struct payment *pay = NULL;
-    int rv = ledger_apply(n->ledger, ev, &pay);
+    int rv = ledger_apply(p->ledger, ev, &pay);
     if (pay)
         pay->shared = 1; /* the peer knows it: dispatch gates it (docs/ROUTING.md) */
     if (rv == -ENOSPC || rv == -EINVAL) {
@@ -375,10 +372,10 @@ static bool on_batch(struct peer *p, const uint8_t *buf, size_t len, bool fast)
     p->last_batch_ms = now_ms(p);
     if (h.incarnation != p->peer_inc)
         peer_stream_restarted(p, h.incarnation);
-    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked && h.ack_seq <= p->n->seq) {
+    if (h.ack_incarnation == p->incarnation && h.ack_seq > p->acked && h.ack_seq <= own_seq(p)) {
         p->acked = h.ack_seq;
         peer_stream_release_holds(p, false);
-        dispatch_kick(p->n->dispatch); /* attempts may wait for this ack */
+        dispatch_kick(p->dispatch); /* attempts may wait for this ack */
     }
     if (h.ack_wanted)
         p->ack_urgent = true; /* answered by the fast lane before the loop blocks */

@@ -19,7 +19,6 @@
 #include "node/gossip.h"
 #include "node/health.h"
 #include "node/ledger.h"
-#include "node/node.h"
 #include "node/peer_internal.h"
 #include "proto/heartbeat.h"
 
@@ -28,24 +27,23 @@
 static void gossip_fill(struct heartbeat *hb, void *arg)
 {
     struct peer *p = arg;
-    struct node *n = p->n;
     if (p->self_id <= HEARTBEAT_MAX_ORIGINS)
-        hb->last_seq[p->self_id - 1] = n->seq;
+        hb->last_seq[p->self_id - 1] = own_seq(p);
     if (p->peer_id >= 1 && p->peer_id <= HEARTBEAT_MAX_ORIGINS)
         hb->last_seq[p->peer_id - 1] = p->applied;
     struct ledger_totals t;
-    ledger_summary(n->ledger, INT64_MIN, INT64_MAX, &t);
+    ledger_summary(p->ledger, INT64_MIN, INT64_MAX, &t);
     for (int i = 0; i < HEARTBEAT_PROCESSORS; i++) {
         hb->totals[i].count = (uint64_t)t.count[i];
         hb->totals[i].amount_cents = t.cents[i];
         bool failing;
         uint32_t min_ms, age_ms;
-        if (health_local_result(n->health, i, &failing, &min_ms, &age_ms)) {
+        if (health_local_result(p->health, i, &failing, &min_ms, &age_ms)) {
             hb->health[i] = (struct heartbeat_health){
                 .valid = true, .failing = failing, .min_response_ms = min_ms, .age_ms = age_ms};
         }
     }
-    if (n->stopping)
+    if (p->cb.stopping(p->cb.arg))
         hb->flags = HEARTBEAT_F_SHUTTING_DOWN;
     else if (p->caught_up && !p->resync)
         hb->flags = HEARTBEAT_F_READY;
@@ -68,15 +66,14 @@ static void on_gossip_peer(const struct heartbeat *hb, void *arg)
 {
     struct peer *p = arg;
     check_stall(p);
-    struct node *n = p->n;
     p->peer_id = hb->node_id;
     p->peer_ready = (hb->flags & HEARTBEAT_F_READY) != 0;
     update_checker(p);
     /* Take the peer's own poll results (never what it got from us). */
-    if (!health_is_checker(n->health)) {
+    if (!health_is_checker(p->health)) {
         for (int i = 0; i < HEARTBEAT_PROCESSORS; i++)
             if (hb->health[i].valid)
-                health_apply_remote(n->health, i, hb->health[i].failing,
+                health_apply_remote(p->health, i, hb->health[i].failing,
                                     hb->health[i].min_response_ms, hb->health[i].age_ms);
     }
     if (hb->incarnation != p->peer_inc || !p->caught_up)
@@ -104,7 +101,7 @@ static void start_takeover(struct peer *p)
 static void take_over(struct peer *p)
 {
     unsigned taken = 0;
-    int rv = dispatch_resume_unrecorded(p->n->dispatch, p->peer_id, &taken);
+    int rv = dispatch_resume_unrecorded(p->dispatch, p->peer_id, &taken);
     p->takeover_pending = rv == -EAGAIN;
     p->st.taken_over += taken;
     if (taken)
@@ -178,9 +175,9 @@ static void update_checker(struct peer *p)
     bool lower_peer_up = (st == GOSSIP_PEER_ALIVE || st == GOSSIP_PEER_SUSPECT) && hb &&
                          hb->node_id < p->self_id && !(hb->flags & HEARTBEAT_F_SHUTTING_DOWN);
     bool checker = st != GOSSIP_PEER_UNKNOWN && gossip_is_checker(p->gossip) && !lower_peer_up;
-    if (checker != health_is_checker(p->n->health))
+    if (checker != health_is_checker(p->health))
         log_info("peer", "health checker: %s", checker ? "this node" : "the peer");
-    health_set_checker(p->n->health, checker);
+    health_set_checker(p->health, checker);
 }
 
 static void on_gossip_checker(bool self, void *arg)
