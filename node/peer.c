@@ -26,6 +26,7 @@
 
 #include "lib/container.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/seal.h"
 #include "node/gossip.h"
 #include "node/health.h"
@@ -299,52 +300,88 @@ int peer_start(struct peer *p)
     return 0;
 }
 
-size_t peer_metrics(const struct peer *p, char *buf, size_t cap)
+void peer_metrics(const struct peer *p, struct metrics *m)
 {
-    int n =
-        snprintf(buf, cap,
-                 "paynode_peer_alive %d\n"
-                 "paynode_peer_caught_up %d\n"
-                 "paynode_peer_resyncing %d\n"
-                 "paynode_peer_subscribers %d\n"
-                 "paynode_peer_applied_seq %" PRIu64 "\n"
-                 "paynode_peer_acked_seq %" PRIu64 "\n"
-                 "paynode_peer_batches_total{dir=\"out\"} %" PRIu64 "\n"
-                 "paynode_peer_batches_total{dir=\"in\"} %" PRIu64 "\n"
-                 "paynode_peer_events_total{dir=\"out\"} %" PRIu64 "\n"
-                 "paynode_peer_events_total{dir=\"in\"} %" PRIu64 "\n"
-                 "paynode_peer_send_errors_total %" PRIu64 "\n"
-                 "paynode_peer_gaps_total %" PRIu64 "\n"
-                 "paynode_peer_range_repairs_total %" PRIu64 "\n"
-                 "paynode_peer_snapshots_total %" PRIu64 "\n"
-                 "paynode_peer_snapshot_records_total %" PRIu64 "\n"
-                 "paynode_peer_replies_held_total %" PRIu64 "\n"
-                 "paynode_peer_replies_unacked_total %" PRIu64 "\n"
-                 "paynode_peer_stalls_total %" PRIu64 "\n"
-                 "paynode_peer_takeovers_total %" PRIu64 "\n"
-                 "paynode_peer_taken_over_total %" PRIu64 "\n"
-                 "paynode_peer_apply_errors_total %" PRIu64 "\n"
-                 "paynode_peer_decode_errors_total %" PRIu64 "\n"
-                 "paynode_peer_purges_skipped_total %" PRIu64 "\n"
-                 "paynode_peer_dead_ignored_total %" PRIu64 "\n"
-                 "paynode_peer_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
-                 "paynode_peer_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
-                 "paynode_peer_datagram_events_out_total %" PRIu64 "\n"
-                 "paynode_peer_datagram_gaps_total %" PRIu64 "\n"
-                 "paynode_peer_datagram_send_errors_total %" PRIu64 "\n"
-                 "paynode_peer_datagrams_stale_total %" PRIu64 "\n"
-                 "paynode_peer_unauthentic_total %" PRIu64 "\n"
-                 "paynode_peer_refused_total %" PRIu64 "\n"
-                 "paynode_peer_keyed %d\n",
-                 peer_alive(p), p->caught_up, p->resync, atomic_load(&p->pub_pipes), p->applied,
-                 p->acked, p->st.batches_out, p->st.batches_in, p->st.events_out, p->st.events_in,
-                 p->st.send_errors, p->st.gaps, p->st.range_repairs, p->st.snapshots,
-                 p->st.snapshot_records, p->st.replies_held, p->st.replies_unacked, p->st.stalls,
-                 p->st.takeovers, p->st.taken_over, p->st.apply_errors, p->st.decode_errors,
-                 p->st.purges_skipped, p->st.dead_ignored, p->st.datagrams_out, p->st.datagrams_in,
-                 p->st.datagram_events_out, p->st.datagram_gaps, p->st.datagram_send_errors,
-                 p->st.datagrams_stale, p->st.unauthentic, p->st.refused, p->keyed);
-    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+    const struct {
+        const char *name, *help;
+        enum metrics_type type;
+        const char *dir; /* the "dir" label's value, or NULL */
+        uint64_t v;
+    } rows[] = {
+        {"paynode_peer_alive", "1 if gossip says the peer is alive.", METRICS_GAUGE, NULL,
+         peer_alive(p)},
+        {"paynode_peer_caught_up", "1 once we hold the peer's ledger (or it is dead).",
+         METRICS_GAUGE, NULL, p->caught_up},
+        {"paynode_peer_resyncing", "1 while resynchronising after a stall of our loop.",
+         METRICS_GAUGE, NULL, p->resync},
+        {"paynode_peer_subscribers", "Connections subscribed to our event stream.", METRICS_GAUGE,
+         NULL, (uint64_t)atomic_load(&p->pub_pipes)},
+        {"paynode_peer_applied_seq", "Last seq of the peer's events applied in order.",
+         METRICS_GAUGE, NULL, p->applied},
+        {"paynode_peer_acked_seq", "Last seq of our events the peer acknowledged.", METRICS_GAUGE,
+         NULL, p->acked},
+        {"paynode_peer_batches_total", "Stream batches sent and received.", METRICS_COUNTER, "out",
+         p->st.batches_out},
+        {"paynode_peer_batches_total", "Stream batches sent and received.", METRICS_COUNTER, "in",
+         p->st.batches_in},
+        {"paynode_peer_events_total", "Events sent on the stream, and the peer's applied.",
+         METRICS_COUNTER, "out", p->st.events_out},
+        {"paynode_peer_events_total", "Events sent on the stream, and the peer's applied.",
+         METRICS_COUNTER, "in", p->st.events_in},
+        {"paynode_peer_send_errors_total", "nng messages that could not be sent.", METRICS_COUNTER,
+         NULL, p->st.send_errors},
+        {"paynode_peer_gaps_total", "Gaps seen in the peer's stream.", METRICS_COUNTER, NULL,
+         p->st.gaps},
+        {"paynode_peer_range_repairs_total", "Range repairs started.", METRICS_COUNTER, NULL,
+         p->st.range_repairs},
+        {"paynode_peer_snapshots_total", "Snapshot walks started.", METRICS_COUNTER, NULL,
+         p->st.snapshots},
+        {"paynode_peer_snapshot_records_total", "Payments rebuilt from snapshots.", METRICS_COUNTER,
+         NULL, p->st.snapshot_records},
+        {"paynode_peer_replies_held_total", "Replies held for the peer's ack.", METRICS_COUNTER,
+         NULL, p->st.replies_held},
+        {"paynode_peer_replies_unacked_total", "Replies given before the peer's ack.",
+         METRICS_COUNTER, NULL, p->st.replies_unacked},
+        {"paynode_peer_stalls_total", "Stalls of our own loop.", METRICS_COUNTER, NULL,
+         p->st.stalls},
+        {"paynode_peer_takeovers_total", "Takeovers of the peer's payments.", METRICS_COUNTER, NULL,
+         p->st.takeovers},
+        {"paynode_peer_taken_over_total", "Payments taken over from the peer.", METRICS_COUNTER,
+         NULL, p->st.taken_over},
+        {"paynode_peer_apply_errors_total", "The peer's events the ledger could not apply.",
+         METRICS_COUNTER, NULL, p->st.apply_errors},
+        {"paynode_peer_decode_errors_total", "Undecodable messages from the peer.", METRICS_COUNTER,
+         NULL, p->st.decode_errors},
+        {"paynode_peer_purges_skipped_total", "The peer's purges already covered by ours.",
+         METRICS_COUNTER, NULL, p->st.purges_skipped},
+        {"paynode_peer_dead_ignored_total", "Peer deaths seen right after our own stall.",
+         METRICS_COUNTER, NULL, p->st.dead_ignored},
+        {"paynode_peer_datagrams_total", "Fast-lane datagrams sent and received.", METRICS_COUNTER,
+         "out", p->st.datagrams_out},
+        {"paynode_peer_datagrams_total", "Fast-lane datagrams sent and received.", METRICS_COUNTER,
+         "in", p->st.datagrams_in},
+        {"paynode_peer_datagram_events_out_total", "Events sent in fast-lane datagrams.",
+         METRICS_COUNTER, NULL, p->st.datagram_events_out},
+        {"paynode_peer_datagram_gaps_total", "Datagrams not continuing the peer's sequence.",
+         METRICS_COUNTER, NULL, p->st.datagram_gaps},
+        {"paynode_peer_datagram_send_errors_total", "Fast-lane datagrams that could not be sent.",
+         METRICS_COUNTER, NULL, p->st.datagram_send_errors},
+        {"paynode_peer_datagrams_stale_total",
+         "Datagrams of an incarnation the stream has not introduced.", METRICS_COUNTER, NULL,
+         p->st.datagrams_stale},
+        {"paynode_peer_unauthentic_total", "Messages not sealed with the pair's key, or replayed.",
+         METRICS_COUNTER, NULL, p->st.unauthentic},
+        {"paynode_peer_refused_total",
+         "The peer's events refused (out of bounds or by the ledger).", METRICS_COUNTER, NULL,
+         p->st.refused},
+        {"paynode_peer_keyed", "1 if the links to the peer are sealed with a key.", METRICS_GAUGE,
+         NULL, p->keyed},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *labels[] = {"dir", rows[i].dir, NULL};
+        metrics_u64(m, rows[i].name, rows[i].help, rows[i].type, rows[i].dir ? labels : NULL,
+                    rows[i].v);
+    }
 }
 
 static void free_peer(struct peer *p)

@@ -34,6 +34,7 @@ struct dispatch;
 struct health;
 struct http_exchange;
 struct ledger;
+struct metrics;
 struct payment;
 
 struct peer;
@@ -112,8 +113,9 @@ bool peer_may_know(const struct peer *p);
 /* Whether gossip says the peer is alive. */
 bool peer_alive(const struct peer *p);
 
-/* Prometheus lines for /metrics; returns bytes written (truncated to cap). */
-size_t peer_metrics(const struct peer *p, char *buf, size_t cap);
+/* Appends the replication samples (paynode_peer_*) to m: lib/metrics.h, whose
+ * error (metrics_error) says whether they all fit. */
+void peer_metrics(const struct peer *p, struct metrics *m);
 
 typedef void peer_closed_cb(void *arg);
 /* Sends the last batch, closes gossip, sockets and handles, frees p, then cb. */
