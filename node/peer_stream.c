@@ -141,22 +141,24 @@ void peer_stream_fast_flush(struct peer *p)
     p->ack_urgent = false;
 }
 
-void peer_stream_on_prepare(uv_prepare_t *h)
+/* Before the loop polls, and again after (the check phase, for what the
+ * poll brought): the fast lane's datagrams, or without it the stream. */
+static void flush_iteration(struct peer *p)
 {
-    struct peer *p = container_of(h, struct peer, flush_prepare);
     if (p->fast_on)
         peer_stream_fast_flush(p);
     else
         peer_stream_flush(p);
 }
 
+void peer_stream_on_prepare(uv_prepare_t *h)
+{
+    flush_iteration(container_of(h, struct peer, flush_prepare));
+}
+
 void peer_stream_on_check(uv_check_t *h)
 {
-    struct peer *p = container_of(h, struct peer, flush_check);
-    if (p->fast_on)
-        peer_stream_fast_flush(p);
-    else
-        peer_stream_flush(p);
+    flush_iteration(container_of(h, struct peer, flush_check));
 }
 
 static void on_flush_idle(uv_idle_t *h)
