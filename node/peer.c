@@ -122,6 +122,18 @@ static void on_sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
     atomic_compare_exchange_strong(&p->peer_pipe, &id, 0u);
 }
 
+/* What peer_new allocates besides p itself (any of it may be NULL). */
+static void free_buffers(struct peer *p)
+{
+    free(p->out);
+    free(p->plain);
+    free(p->fast_out);
+    free(p->rep_buf);
+    free(p->snap_recs);
+    free(p->ring);
+    free(p->holds);
+}
+
 struct peer *peer_new(uv_loop_t *loop, const struct peer_config *cfg, struct ledger *ledger,
                       struct dispatch *dispatch, struct health *health,
                       const struct peer_callbacks *cbs)
@@ -150,27 +162,20 @@ struct peer *peer_new(uv_loop_t *loop, const struct peer_config *cfg, struct led
     p->plain = malloc(REPL_FRAME_MAX);
     p->fast_out = malloc(GOSSIP_FRAME_MAX);
     p->rep_buf = malloc(REPL_FRAME_MAX);
+    p->snap_recs = calloc(SNAP_MAX_RECORDS, sizeof(*p->snap_recs));
     p->ring = calloc(PEER_RING_SIZE, sizeof(*p->ring));
     p->holds = calloc(PEER_HOLD_CAP, sizeof(*p->holds));
-    if (!p->out || !p->plain || !p->fast_out || !p->rep_buf || !p->ring || !p->holds ||
-        url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
+    if (!p->out || !p->plain || !p->fast_out || !p->rep_buf || !p->snap_recs || !p->ring ||
+        !p->holds || url_next_port(p->pub_url, p->rep_url, sizeof(p->rep_url)) != 0 ||
         url_next_port(p->peer_pub_url, p->peer_rep_url, sizeof(p->peer_rep_url)) != 0) {
         log_error("peer", "bad NNG_LISTEN/PEER_NNG_URL (want tcp://host:port) or out of memory");
-        free(p->out);
-        free(p->plain);
-        free(p->fast_out);
-        free(p->rep_buf);
-        free(p->ring);
-        free(p->holds);
-        free(p);
-        return NULL;
+        goto out_free;
     }
     p->keyed = cfg->key && cfg->key[0] != '\0';
     if (p->keyed) {
         if (seal_global_init() != 0 || seal_key_derive(&p->key, cfg->key, strlen(cfg->key)) != 0) {
             log_error("peer", "PEER_KEY: cannot derive the key");
-            free(p);
-            return NULL;
+            goto out_free;
         }
         seal_tx_init(&p->tx_stream, &p->key, p->self_id, SEAL_CH_STREAM, p->incarnation);
         seal_tx_init(&p->tx_req, &p->key, p->self_id, SEAL_CH_REQ, p->incarnation);
@@ -186,6 +191,10 @@ struct peer *peer_new(uv_loop_t *loop, const struct peer_config *cfg, struct led
         log_warn("peer", "test mode: dropping every %u-th batch received", p->test_drop_every);
     peer_stream_reset(p);
     return p;
+out_free:
+    free_buffers(p);
+    free(p);
+    return NULL;
 }
 
 static int open_sockets(struct peer *p)
@@ -388,12 +397,7 @@ static void free_peer(struct peer *p)
 {
     peer_closed_cb *cb = p->closed_cb;
     void *arg = p->closed_arg;
-    free(p->out);
-    free(p->plain);
-    free(p->fast_out);
-    free(p->rep_buf);
-    free(p->ring);
-    free(p->holds);
+    free_buffers(p);
     p->magic = 0;
     free(p);
     if (cb)

@@ -17,6 +17,7 @@
 #include "lib/seal.h"
 #include "node/config.h"
 #include "node/peer.h"
+#include "proto/catchup.h"
 #include "proto/event.h"
 #include "proto/repl.h"
 
@@ -131,7 +132,8 @@ struct peer {
     struct held_reply *holds;
     unsigned hold_head, hold_len;
 
-    uint8_t *rep_buf; /* one repair response */
+    uint8_t *rep_buf;              /* one repair response */
+    struct snap_record *snap_recs; /* one snapshot chunk's records (SNAP_MAX_RECORDS) */
 
     struct {
         uint64_t batches_out, batches_in, events_out, events_in, send_errors, gaps, range_repairs,

@@ -59,7 +59,7 @@ static void serve_range(struct peer *p, const struct catchup_request *rq)
 
 static void serve_snapshot(struct peer *p, const struct snap_request *rq)
 {
-    static struct snap_record recs[SNAP_MAX_RECORDS];
+    struct snap_record *recs = p->snap_recs;
     struct ledger *l = p->ledger;
     size_t size = ledger_size(l);
     uint32_t i = rq->cursor;
