@@ -4,8 +4,10 @@
  * req/rep for repairs (event ranges from a ring of our recent events, or a
  * snapshot of the whole ledger), node/gossip for liveness, election and the
  * shared health view. What it guarantees and why is in docs/REPLICATION.md.
- * This file moves events and decides when the node is in sync; it makes no
- * routing decision (dispatch does). */
+ * The module moves events and decides when the node is in sync; it makes no
+ * routing decision (dispatch does). This file holds its lifecycle (new,
+ * start, close), the sockets, sealing and /metrics; peer_stream.c,
+ * peer_repair.c and peer_takeover.c the rest (node/peer_internal.h). */
 #include "node/peer.h"
 
 #include <assert.h>
