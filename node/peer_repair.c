@@ -3,12 +3,8 @@
  * ours when the stream has a gap, the peer restarted or we did. */
 #include "node/peer.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 

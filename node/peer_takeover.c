@@ -4,13 +4,8 @@
  * our own loop, and the tick that drives time-outs. */
 #include "node/peer.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <uv.h>
 
 #include "lib/container.h"
