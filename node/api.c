@@ -196,8 +196,6 @@ static void get_healthz(struct node *n, struct http_exchange *x)
     http_reply_json(x, ok ? 200 : 503, body);
 }
 
-#define API_PEER_METRICS_MIN 4096 /* room offered to peer_metrics() at first */
-
 static void ctr(struct metrics *m, const char *name, const char *help, const char *const *labels,
                 uint64_t v)
 {
@@ -208,22 +206,6 @@ static void gauge(struct metrics *m, const char *name, const char *help, const c
                   uint64_t v)
 {
     metrics_u64(m, name, help, METRICS_GAUGE, labels, v);
-}
-
-/* The replication lines come from peer_metrics() as text, after ours. */
-static int peer_text(const struct peer *p, struct buf *b)
-{
-    for (size_t room = API_PEER_METRICS_MIN;; room *= 2) {
-        int rv = buf_reserve(b, room);
-        if (rv != 0)
-            return rv;
-        size_t avail = b->cap - b->len;
-        size_t n = peer_metrics(p, b->ptr + b->len, avail);
-        if (n < avail) { /* not cut short */
-            buf_commit(b, n);
-            return 0;
-        }
-    }
 }
 
 static void api_metrics(struct api *a, struct http_exchange *x)
@@ -291,9 +273,9 @@ static void api_metrics(struct api *a, struct http_exchange *x)
             metrics_u64(&m, per_proc[i].name, per_proc[i].help,
                         per_proc[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
                         (const char *[]){"processor", proc[p], NULL}, per_proc[i].v[p]);
+    if (n->peer)
+        peer_metrics(n->peer, &m); /* the replication samples, after ours */
     int rv = metrics_error(&m);
-    if (rv == 0 && n->peer)
-        rv = peer_text(n->peer, b);
     if (rv != 0) {
         http_reply_error(x, 500, "out of memory");
         return;

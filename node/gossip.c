@@ -16,6 +16,7 @@
 
 #include "lib/container.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "proto/wire.h"
 
 #define GOSSIP_MAGIC 0x47535350u /* "GSSP" */
@@ -744,26 +745,33 @@ void gossip_stats(const struct gossip *g, struct gossip_stats *out)
     *out = g->st;
 }
 
-size_t gossip_metrics(const struct gossip *g, char *buf, size_t cap)
+void gossip_metrics(const struct gossip *g, struct metrics *m)
 {
     GOSSIP_CHECK(g);
     const struct gossip_stats *s = &g->st;
-    int n = snprintf(buf, cap,
-                     "paynode_gossip_datagrams_total{dir=\"out\"} %" PRIu64 "\n"
-                     "paynode_gossip_datagrams_total{dir=\"in\"} %" PRIu64 "\n"
-                     "paynode_gossip_send_errors_total %" PRIu64 "\n"
-                     "paynode_gossip_heartbeats_received_total %" PRIu64 "\n"
-                     "paynode_gossip_dropped_total{reason=\"malformed\"} %" PRIu64 "\n"
-                     "paynode_gossip_dropped_total{reason=\"self\"} %" PRIu64 "\n"
-                     "paynode_gossip_dropped_total{reason=\"stale\"} %" PRIu64 "\n"
-                     "paynode_gossip_dropped_total{reason=\"foreign\"} %" PRIu64 "\n"
-                     "paynode_gossip_dropped_total{reason=\"unauthentic\"} %" PRIu64 "\n",
-                     s->sent + s->frames_sent, s->received + s->frames_received, s->send_errors,
-                     s->received, s->dropped_malformed, s->dropped_self, s->dropped_stale,
-                     s->dropped_foreign, s->dropped_unauthentic);
-    if (n < 0)
-        return 0;
-    return (size_t)n < cap ? (size_t)n : (cap > 0 ? cap - 1 : 0);
+    static const char dg[] = "Datagrams sent and received on the gossip socket (heartbeats and "
+                             "fast-lane frames).";
+    metrics_u64(m, "paynode_gossip_datagrams_total", dg, METRICS_COUNTER,
+                (const char *[]){"dir", "out", NULL}, s->sent + s->frames_sent);
+    metrics_u64(m, "paynode_gossip_datagrams_total", dg, METRICS_COUNTER,
+                (const char *[]){"dir", "in", NULL}, s->received + s->frames_received);
+    metrics_u64(m, "paynode_gossip_send_errors_total", "Datagrams that could not be sent.",
+                METRICS_COUNTER, NULL, s->send_errors);
+    metrics_u64(m, "paynode_gossip_heartbeats_received_total",
+                "Valid, fresh heartbeats from the peer.", METRICS_COUNTER, NULL, s->received);
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } drops[] = {
+        {"malformed", s->dropped_malformed},
+        {"self", s->dropped_self},
+        {"stale", s->dropped_stale},
+        {"foreign", s->dropped_foreign},
+        {"unauthentic", s->dropped_unauthentic},
+    };
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+        metrics_u64(m, "paynode_gossip_dropped_total", "Datagrams dropped, by reason.",
+                    METRICS_COUNTER, (const char *[]){"reason", drops[i].reason, NULL}, drops[i].v);
 }
 
 static void on_handle_closed(uv_handle_t *h)

@@ -108,6 +108,7 @@ struct gossip_stats {
 };
 
 struct gossip;
+struct metrics;
 
 typedef void gossip_close_cb(struct gossip *g, void *arg);
 
@@ -156,10 +157,9 @@ const struct heartbeat *gossip_last_peer(const struct gossip *g);
 
 void gossip_stats(const struct gossip *g, struct gossip_stats *out);
 
-/* The stats above as Prometheus sample lines (paynode_gossip_*), for the
- * owner's /metrics. Returns the bytes written; cap - 1 when cut short (buf is
- * NUL-terminated whenever cap > 0). */
-size_t gossip_metrics(const struct gossip *g, char *buf, size_t cap);
+/* The gossip's counters as Prometheus samples (paynode_gossip_*): datagrams,
+ * send errors, heartbeats received, drops by reason. */
+void gossip_metrics(const struct gossip *g, struct metrics *m);
 
 /* Stops timers and the socket; once libuv has closed everything (and any name
  * resolution in flight has returned) calls cb (may be NULL) from the loop and

@@ -129,6 +129,55 @@ static bool pair_paused(void *arg)
     return n->peer && peer_resyncing(n->peer);
 }
 
+/* What the peer asks of the node (struct peer_callbacks). */
+static uint64_t pair_own_seq(void *arg)
+{
+    const struct node *n = arg;
+    return n->seq;
+}
+
+static uint64_t pair_purge_epoch(void *arg)
+{
+    const struct node *n = arg;
+    return n->purge_epoch;
+}
+
+static void pair_set_purge_epoch(void *arg, uint64_t epoch)
+{
+    struct node *n = arg;
+    n->purge_epoch = epoch;
+}
+
+static bool pair_stopping(void *arg)
+{
+    const struct node *n = arg;
+    return n->stopping;
+}
+
+static struct peer *make_peer(struct node *n)
+{
+    const struct config *c = &n->cfg;
+    struct peer_config pc = {
+        .node_id = (uint8_t)c->node_id,
+        .nng_listen = c->nng_listen,
+        .peer_nng_url = c->peer_nng_url,
+        .gossip_listen = c->gossip_listen,
+        .peer_gossip = c->peer_gossip,
+        .key = c->peer_key,
+        .fast_lane = c->peer_fast_lane != 0,
+        .stream_flush_ms = c->stream_flush_ms,
+        .test_drop_batches = c->test_drop_batches,
+    };
+    struct peer_callbacks cbs = {
+        .own_seq = pair_own_seq,
+        .purge_epoch = pair_purge_epoch,
+        .set_purge_epoch = pair_set_purge_epoch,
+        .stopping = pair_stopping,
+        .arg = n,
+    };
+    return peer_new(n->loop, &pc, n->ledger, n->dispatch, n->health, &cbs);
+}
+
 static int start(struct node *n)
 {
     struct config *c = &n->cfg;
@@ -199,7 +248,7 @@ static int start(struct node *n)
     }
 
     if (config_has_peer(c)) {
-        n->peer = peer_new(n);
+        n->peer = make_peer(n);
         if (!n->peer)
             return -ENOMEM;
         struct dispatch_pair pair = {

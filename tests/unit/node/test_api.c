@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lib/http.h"
+#include "lib/metrics.h"
 #include "lib/uuid.h"
 #include "node/api.h"
 #include "node/dispatch.h"
@@ -43,7 +44,7 @@ static struct {
     uint64_t held_seq;
     peer_reply_fn *held_reply;
     int published;
-    const char *peer_text;
+    int peer_samples; /* written by the fake peer_metrics */
     int peer_calls;
 } fx;
 
@@ -147,16 +148,17 @@ bool __wrap_peer_may_know(const struct peer *p)
     return true;
 }
 
-/* Writes fx.peer_text, cut to cap like the real one. */
-size_t __wrap_peer_metrics(const struct peer *p, char *buf, size_t cap);
-size_t __wrap_peer_metrics(const struct peer *p, char *buf, size_t cap)
+/* Appends fx.peer_samples samples of one family, as the real one appends its own. */
+void __wrap_peer_metrics(const struct peer *p, struct metrics *m);
+void __wrap_peer_metrics(const struct peer *p, struct metrics *m)
 {
     fx.peer_calls++;
-    size_t n = strlen(fx.peer_text);
-    if (n > cap)
-        n = cap;
-    memcpy(buf, fx.peer_text, n);
-    return n;
+    for (int i = 0; i < fx.peer_samples; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", i);
+        metrics_u64(m, "paynode_peer_test", "A test family.", METRICS_GAUGE,
+                    (const char *[]){"i", v, NULL}, (uint64_t)i);
+    }
 }
 
 /* ---- the node under test ---- */
@@ -492,23 +494,27 @@ static void test_metrics(void **state)
     assert_int_equal(fx.peer_calls, 0);
 }
 
-static void test_metrics_with_peer_text(void **state)
+static void test_metrics_with_peer_samples(void **state)
 {
     struct world *w = *state;
-    /* Longer than the room left in the fixed buffer: the api must grow it and
-     * ask again. */
-    static char text[20000];
-    size_t n = (size_t)snprintf(text, sizeof(text), "# TYPE paynode_peer_test gauge\n");
-    for (int i = 0; n + 64 < sizeof(text); i++)
-        n += (size_t)snprintf(text + n, sizeof(text) - n, "paynode_peer_test{i=\"%d\"} %d\n", i, i);
-    fx.peer_text = text;
+    /* More than the fixed buffer holds: the writer grows it. */
+    enum { N = 600 };
+    fx.peer_samples = N;
     w->n.peer = FAKE(struct peer);
     call(w, HTTP_VERB_GET, "/metrics", NULL, NULL);
     assert_answer(200, NULL);
-    assert_true(fx.peer_calls >= 2);
-    assert_true(fx.body_len > n);
-    assert_memory_equal(fx.body + fx.body_len - n, text, n); /* whole, after ours */
+    assert_int_equal(fx.peer_calls, 1);
     assert_valid();
+    /* All of them, after ours, under one HELP and TYPE. */
+    const char *first = strstr(fx.body, "# HELP paynode_peer_test A test family.\n"
+                                        "# TYPE paynode_peer_test gauge\n"
+                                        "paynode_peer_test{i=\"0\"} 0\n");
+    assert_non_null(first);
+    assert_non_null(strstr(fx.body, "paynode_http_requests_total 1"));
+    assert_true(strstr(fx.body, "paynode_http_requests_total 1") < first);
+    char last[64];
+    snprintf(last, sizeof(last), "paynode_peer_test{i=\"%d\"} %d", N - 1, N - 1);
+    assert_true(has_line(fx.body, last));
     /* A second scrape rebuilds the text from scratch. */
     size_t len = fx.body_len;
     call(w, HTTP_VERB_GET, "/metrics", NULL, NULL);
@@ -529,7 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_with_peer_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_with_peer_samples, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
