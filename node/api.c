@@ -128,6 +128,25 @@ static int query_bound(struct slice query, const char *key, bool is_from, int64_
     return 0;
 }
 
+size_t api_format_cents_sum(ledger_cents_sum cents, char *buf)
+{
+    char tmp[API_CENTS_FMT_MAX];
+    size_t n = 0;
+    tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+    cents /= 10;
+    tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+    cents /= 10;
+    tmp[n++] = '.';
+    do {
+        tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+        cents /= 10;
+    } while (cents != 0);
+    for (size_t k = 0; k < n; k++)
+        buf[k] = tmp[n - 1 - k];
+    buf[n] = '\0';
+    return n;
+}
+
 static void get_summary(struct node *n, struct http_exchange *x, const struct http_request *req)
 {
     int64_t from = INT64_MIN, to = INT64_MAX;
@@ -142,9 +161,9 @@ static void get_summary(struct node *n, struct http_exchange *x, const struct ht
     }
     struct ledger_totals t;
     ledger_summary(n->ledger, from, to, &t);
-    char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX], body[160];
-    money_format(t.cents[LEDGER_DEFAULT], a);
-    money_format(t.cents[LEDGER_FALLBACK], b);
+    char a[API_CENTS_FMT_MAX], b[API_CENTS_FMT_MAX], body[256]; /* 208 at most */
+    api_format_cents_sum(t.cents[LEDGER_DEFAULT], a);
+    api_format_cents_sum(t.cents[LEDGER_FALLBACK], b);
     int len = snprintf(body, sizeof(body),
                        "{\"default\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s},"
                        "\"fallback\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s}}",
