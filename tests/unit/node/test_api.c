@@ -400,6 +400,58 @@ static void test_summary(void **state)
     assert_int_equal(w->n.counters.summaries, 3);
 }
 
+static void test_format_cents_sum(void **state)
+{
+    static const struct {
+        ledger_cents_sum v;
+        const char *want;
+    } cases[] = {
+        {0, "0.00"},
+        {5, "0.05"},
+        {99, "0.99"},
+        {100, "1.00"},
+        {1990, "19.90"},
+        {(ledger_cents_sum)INT64_MAX, "92233720368547758.07"},
+        {(ledger_cents_sum)INT64_MAX + 1, "92233720368547758.08"},
+        {~(ledger_cents_sum)0, "3402823669209384634633746074317682114.55"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[API_CENTS_FMT_MAX];
+        size_t n = api_format_cents_sum(cases[i].v, buf);
+        assert_string_equal(buf, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+    }
+}
+
+/* 92,234 payments of the largest amount pass 2^63 cents: the summary is still
+ * exact and positive (it was a negative number with int64 sums). */
+static void test_summary_beyond_int64(void **state)
+{
+    struct world *w = *state;
+    enum { N = 92234 };
+    ledger_free(w->n.ledger);
+    w->n.ledger = ledger_new(N + 1);
+    assert_non_null(w->n.ledger);
+    for (unsigned i = 0; i < N; i++) {
+        struct event ev = {.type = EVENT_ACCEPTED,
+                           .amount_cents = 100000000000000LL, /* 1e12: the API's maximum */
+                           .at_ms = 1700000000000 + i};
+        memcpy(ev.id, &i, sizeof(i));
+        ev.id[15] = 0x77;
+        assert_int_equal(node_emit(&w->n, &ev, NULL), 0);
+        ev.type = EVENT_RECORDED;
+        assert_int_equal(node_emit(&w->n, &ev, NULL), 0);
+    }
+    call(w, HTTP_VERB_GET, "/payments-summary", NULL, NULL);
+    assert_answer(200,
+                  "{\"default\":{\"totalRequests\":92234,\"totalAmount\":92234000000000000.00},"
+                  "\"fallback\":{\"totalRequests\":0,\"totalAmount\":0.00}}");
+    /* the first half, by time */
+    call(w, HTTP_VERB_GET, "/payments-summary", "to=2023-11-14T22:13:20.999Z", NULL);
+    assert_answer(200, "{\"default\":{\"totalRequests\":1000,\"totalAmount\":1000000000000000.00},"
+                       "\"fallback\":{\"totalRequests\":0,\"totalAmount\":0.00}}");
+}
+
 static void test_purge(void **state)
 {
     struct world *w = *state;
@@ -526,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_payment_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payment_in_pair_waits_for_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
+        cmocka_unit_test(test_format_cents_sum),
+        cmocka_unit_test_setup_teardown(test_summary_beyond_int64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
