@@ -173,6 +173,15 @@ for me, peer in (("node1", "node2"), ("node2", "node1")):
           and env[me].get("PEER_GOSSIP") == env[peer].get("GOSSIP_LISTEN"),
           "PEER_NNG_URL=%s PEER_GOSSIP=%s" % (env[me].get("PEER_NNG_URL"),
                                               env[me].get("PEER_GOSSIP")))
+# The HTTP port: nginx uses the unix sockets and the healthcheck 127.0.0.1, so the
+# TCP listener stays on loopback (/metrics and /purge-payments off both networks).
+bad = [n for n in nodes if env[n].get("SERVER_HOST") != "127.0.0.1"]
+check("compose: nodes' TCP HTTP listener on loopback only (SERVER_HOST 127.0.0.1)", not bad,
+      "%s" % {n: env[n].get("SERVER_HOST", "(default 0.0.0.0)") for n in nodes})
+hc = [" ".join(map(str, (svcs.get(n, {}).get("healthcheck") or {}).get("test") or []))
+      for n in nodes]
+check("compose: the healthcheck reaches the node on 127.0.0.1",
+      all("/dev/tcp/127.0.0.1/" in h for h in hc), "got %s" % hc)
 bad = [(n, str(p)) for n, sv in svcs.items() for p in (sv.get("expose") or [])]
 check("compose: no service exposes ports (expose:)", not bad, "got %s" % bad)
 

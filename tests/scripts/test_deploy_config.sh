@@ -266,6 +266,8 @@ mutant "node1 address in docker's dynamic range" docker-compose.yml "compose: no
     's.replace("ipv4_address: 10.99.0.11", "ipv4_address: 10.99.0.200").replace("10.99.0.11:", "10.99.0.200:")'
 mutant "backend without a fixed subnet" docker-compose.yml "compose: backend has a fixed ipam subnet" \
     're.sub(r"\n    ipam:\n      config:\n(        [^\n]*\n)+", "\n", s)'
+mutant "node HTTP listener on all addresses" docker-compose.yml "compose: nodes' TCP HTTP listener on loopback only" \
+    's.replace("  SERVER_HOST: 127.0.0.1\n", "")'
 mutant "peer port exposed" docker-compose.yml "compose: no service exposes ports" \
     's.replace("  node2:\n", "  node2:\n    expose:\n      - \"7000\"\n", 1)'
 mutant "missing key: no secret mounted" docker-compose.yml "compose: node1 gets the pair's key" \
