@@ -1,8 +1,9 @@
 /* The node's HTTP API: the routes POST /payments, GET /payments-summary,
- * POST /purge-payments, GET /healthz and GET /metrics on top of lib/http.
- * Validates input, turns it into ledger events through node_emit() and
- * answers; accepted payments go to dispatch. No routing policy and no
- * processor I/O here. Loop thread only. */
+ * POST /purge-payments (behind PURGE_TOKEN when it is set), GET /healthz and
+ * GET /metrics on top of lib/http. Validates input, turns it into ledger
+ * events through node_emit() and answers; accepted payments go to dispatch.
+ * New payments stop at the ledger's limit (node_has_room()). No routing
+ * policy and no processor I/O here. Loop thread only. */
 #ifndef NODE_API_H
 #define NODE_API_H
 
