@@ -123,8 +123,25 @@ static int64_t sim_count(const struct topo_sim *s)
     return c;
 }
 
+/* The sanitizer build (-DSANITIZE=ON): the simulator's own int64 sum (ops/procsim,
+ * psim_store.c) overflows at this total, which UBSan turns into an abort of the
+ * simulator, not of the node under test. Until the simulator sums in 128 bits,
+ * this test runs in the ordinary builds only; the node's side of it is covered
+ * under the sanitizers by test_ledger and test_api (test_summary_beyond_int64). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TOTALS_SIM_OVERFLOWS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define TOTALS_SIM_OVERFLOWS 1
+#endif
+#endif
+
 static void test_summary_exact_beyond_int64(void **state)
 {
+#ifdef TOTALS_SIM_OVERFLOWS
+    print_message("skipped in a sanitizer build: ops/procsim's int64 sum would overflow\n");
+    skip();
+#endif
     pid_t pids[TOTALS_CLIENTS];
     for (int k = 0; k < TOTALS_CLIENTS; k++) {
         pids[k] = fork();
