@@ -177,9 +177,10 @@ int main(int argc, char **argv)
     printf("  ledger_summary over %d windows: p50 %" PRIu64 " ns, p99 %" PRIu64 " ns, max %" PRIu64
            " ns (sum of counts %" PRId64 ")\n",
            nwin, lat[nwin / 2], lat[nwin * 99 / 100], lat[nwin - 1], check);
-    printf("  all: default %" PRId64 " / %" PRId64 " cents, fallback %" PRId64 " / %" PRId64
+    /* Sums are 128-bit; these (n payments of 19.90) fit 64 bits. */
+    printf("  all: default %" PRId64 " / %" PRIu64 " cents, fallback %" PRId64 " / %" PRIu64
            " cents\n",
-           all.count[0], all.cents[0], all.count[1], all.cents[1]);
+           all.count[0], (uint64_t)all.cents[0], all.count[1], (uint64_t)all.cents[1]);
     printf("  RSS: %ld KiB before, %ld KiB after ledger_new, %ld KiB after %zu payments: "
            "%.1f bytes/payment\n",
            rss0 / 1024, rss_new / 1024, rss1 / 1024, n, (double)(rss1 - rss0) / (double)n);

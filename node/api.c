@@ -28,6 +28,13 @@ void api_reply_accepted(struct http_exchange *x)
     http_reply(x, 202, NULL, ACCEPTED_BODY, sizeof(ACCEPTED_BODY) - 1);
 }
 
+/* The 503's message when node_has_room() says no. */
+static const char *full_error(const struct node *n)
+{
+    return n->cfg.ledger_reserve ? "ledger full: the room left is kept for the peer's payments"
+                                 : "ledger full";
+}
+
 static void post_payment(struct node *n, struct http_exchange *x, const struct http_request *req)
 {
     struct json_doc doc;
@@ -77,9 +84,11 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
         api_reply_accepted(x);
         return;
     }
-    /* Refusals record nothing; nginx retries them on the other node. */
+    /* Refusals record nothing; nginx retries them on the other node. A known
+     * correlationId was answered above, whatever the room left. */
     const char *refusal = n->stopping                           ? "shutting down"
                           : (n->peer && peer_refusing(n->peer)) ? "catching up with peer"
+                          : !node_has_room(n)                   ? full_error(n)
                           : !dispatch_has_room(n->dispatch)     ? "queue full"
                                                                 : NULL;
     if (refusal) {
@@ -128,6 +137,25 @@ static int query_bound(struct slice query, const char *key, bool is_from, int64_
     return 0;
 }
 
+size_t api_format_cents_sum(ledger_cents_sum cents, char *buf)
+{
+    char tmp[API_CENTS_FMT_MAX];
+    size_t n = 0;
+    tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+    cents /= 10;
+    tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+    cents /= 10;
+    tmp[n++] = '.';
+    do {
+        tmp[n++] = (char)('0' + (unsigned)(cents % 10));
+        cents /= 10;
+    } while (cents != 0);
+    for (size_t k = 0; k < n; k++)
+        buf[k] = tmp[n - 1 - k];
+    buf[n] = '\0';
+    return n;
+}
+
 static void get_summary(struct node *n, struct http_exchange *x, const struct http_request *req)
 {
     int64_t from = INT64_MIN, to = INT64_MAX;
@@ -142,9 +170,9 @@ static void get_summary(struct node *n, struct http_exchange *x, const struct ht
     }
     struct ledger_totals t;
     ledger_summary(n->ledger, from, to, &t);
-    char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX], body[160];
-    money_format(t.cents[LEDGER_DEFAULT], a);
-    money_format(t.cents[LEDGER_FALLBACK], b);
+    char a[API_CENTS_FMT_MAX], b[API_CENTS_FMT_MAX], body[256]; /* 208 at most */
+    api_format_cents_sum(t.cents[LEDGER_DEFAULT], a);
+    api_format_cents_sum(t.cents[LEDGER_FALLBACK], b);
     int len = snprintf(body, sizeof(body),
                        "{\"default\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s},"
                        "\"fallback\":{\"totalRequests\":%" PRId64 ",\"totalAmount\":%s}}",
@@ -158,8 +186,40 @@ static void reply_purged(struct http_exchange *x)
     http_reply_json(x, 200, "{\"message\":\"All payments purged.\"}");
 }
 
-static void post_purge(struct node *n, struct http_exchange *x)
+/* Whether got equals want (want_len bytes). Constant time in the contents:
+ * every byte of want is compared whatever got holds and wherever the first
+ * difference is, and the differences are only OR-ed together; the time
+ * depends on want_len alone. */
+static bool token_equal(struct slice got, const char *want, size_t want_len)
 {
+    volatile uint8_t diff = got.len != want_len;
+    for (size_t i = 0; i < want_len; i++) {
+        uint8_t g = i < got.len ? (uint8_t)got.ptr[i] : 0;
+        diff |= (uint8_t)(g ^ (uint8_t)want[i]);
+    }
+    return diff == 0;
+}
+
+/* POST /purge-payments is open unless PURGE_TOKEN is set; then it needs the
+ * token in X-Rinha-Token (the challenge's header name for its admin calls). */
+static bool purge_allowed(const struct node *n, const struct http_request *req)
+{
+    const char *want = n->cfg.purge_token;
+    if (want[0] == '\0')
+        return true;
+    struct slice got;
+    if (!http_request_header(req, "X-Rinha-Token", &got))
+        return false;
+    return token_equal(got, want, strlen(want));
+}
+
+static void post_purge(struct node *n, struct http_exchange *x, const struct http_request *req)
+{
+    if (!purge_allowed(n, req)) {
+        n->counters.purges_refused++;
+        http_reply_error(x, 401, "purge needs the configured token in X-Rinha-Token");
+        return;
+    }
     /* A node still catching up would purge only what it has so far, and the
      * rest of the peer's snapshot would bring the old payments back: let the
      * other node take it (nginx retries a 503 there). */
@@ -237,11 +297,15 @@ static void api_metrics(struct api *a, struct http_exchange *x)
             (const char *[]){"result", results[i].result, NULL}, results[i].v);
     ctr(&m, "paynode_summaries_total", "Summaries answered.", NULL, c->summaries);
     ctr(&m, "paynode_purges_total", "Purges made by this node.", NULL, c->purges);
+    ctr(&m, "paynode_purges_refused_total", "Purges refused: PURGE_TOKEN missing or wrong.", NULL,
+        c->purges_refused);
     ctr(&m, "paynode_event_errors_total", "Own events the ledger refused (bugs).", NULL,
         c->event_errors);
     gauge(&m, "paynode_ledger_payments", "Payments in the ledger.", NULL, ledger_size(n->ledger));
     gauge(&m, "paynode_ledger_capacity", "Payments the ledger can hold.", NULL,
           ledger_capacity(n->ledger));
+    gauge(&m, "paynode_ledger_reserve", "Ledger room kept for the peer's payments.", NULL,
+          n->cfg.ledger_reserve);
     for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
         gauge(&m, "paynode_ledger_state", "Ledger payments by state.",
               (const char *[]){"state", state[i], NULL}, ledger_count_state(n->ledger, states[i]));
@@ -315,7 +379,7 @@ void api_handle(struct http_exchange *x, const struct http_request *req, void *a
             http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
     } else if (slice_eq(req->path, "/purge-payments")) {
         if (post)
-            post_purge(n, x);
+            post_purge(n, x, req);
         else
             http_reply(x, 405, "Allow: POST\r\n", NULL, 0);
     } else if (slice_eq(req->path, "/healthz")) {

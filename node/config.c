@@ -129,6 +129,7 @@ static const struct str_setting str_settings[] = {
     {"PEER_GOSSIP", SOFF(peer_gossip), "", false},
     {"PEER_KEY", SOFF(peer_key), "", false},
     {"PEER_KEY_FILE", SOFF(peer_key_file), "", false},
+    {"PURGE_TOKEN", SOFF(purge_token), "", false},
 };
 
 #define CONFIG_KEY_MIN 32 /* bytes of key material (lib seal's SEAL_KEY_MATERIAL_MIN) */
@@ -206,6 +207,29 @@ int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err,
     if (cfg->peer_key[0] && strlen(cfg->peer_key) < CONFIG_KEY_MIN)
         return fail(err, errlen, "PEER_KEY%s: shorter than %d bytes",
                     cfg->peer_key_file[0] ? "_FILE" : "", CONFIG_KEY_MIN);
+    /* The reserve: while the links are healthy (every 2xx acknowledged), the
+     * peer's payments we do not hold yet are among its replies waiting for our
+     * ack, at most one per connection slot and at most CONFIG_PEER_HOLD_CAP.
+     * Keeping that much room makes every payment the peer answered fit here
+     * (docs/REPLICATION.md, "Capacity"). Both nodes are configured alike, so
+     * our MAX_CONNS stands for the peer's. */
+    const char *res = env_get(get, arg, "LEDGER_RESERVE");
+    if (res) {
+        int rv = parse_uint("LEDGER_RESERVE", res, 0, 1ul << 26, false, &cfg->ledger_reserve, err,
+                            errlen);
+        if (rv != 0)
+            return rv;
+    } else if (npeer == 4) {
+        cfg->ledger_reserve =
+            cfg->max_conns < CONFIG_PEER_HOLD_CAP ? cfg->max_conns : CONFIG_PEER_HOLD_CAP;
+    }
+    if (cfg->ledger_reserve >= cfg->ledger_capacity)
+        return fail(err, errlen,
+                    "LEDGER_RESERVE: %u (%s) leaves no room in LEDGER_CAPACITY %u; raise "
+                    "LEDGER_CAPACITY, or lower MAX_CONNS or LEDGER_RESERVE",
+                    cfg->ledger_reserve,
+                    res ? "as set" : "by default min(8192, MAX_CONNS) in a pair",
+                    cfg->ledger_capacity);
     if (npeer == 4 && !cfg->peer_key[0] && !cfg->peer_insecure)
         return fail(err, errlen,
                     "PEER_KEY or PEER_KEY_FILE: a pair needs the shared key (or PEER_INSECURE=1 "
@@ -225,16 +249,17 @@ void config_log(const struct config *c)
                "\"DEFAULT_PROCESSOR_URL\":\"%s\",\"FALLBACK_PROCESSOR_URL\":\"%s\","
                "\"HEALTH_CHECK_INTERVAL\":%u,\"REQUEST_TIMEOUT\":%u,\"SAFE_LATENCY_MS\":%u,"
                "\"PROCESSOR_MAX_CONNS\":%u,\"QUEUE_CAPACITY\":%u,\"LEDGER_CAPACITY\":%u,"
+               "\"LEDGER_RESERVE\":%u,"
                "\"MAX_CONNS\":%u,\"IDLE_TIMEOUT\":%u,\"REQUEST_READ_DEADLINE\":%u,\"NNG_LISTEN\":"
                "\"%s\",\"PEER_NNG_URL\":\"%s\","
                "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\",\"PEER_FAST_LANE\":%u,"
                "\"STREAM_FLUSH_MS\":%u,\"PAYNODE_TEST_DROP_BATCHES\":%u,\"PEER_KEY\":\"%s\","
-               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u",
+               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u,\"PURGE_TOKEN\":\"%s\"",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
-               c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
-               c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen, c->peer_nng_url,
-               c->gossip_listen, c->peer_gossip, c->peer_fast_lane, c->stream_flush_ms,
-               c->test_drop_batches, c->peer_key[0] ? "(set)" : "", c->peer_key_file,
-               c->peer_insecure);
+               c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->ledger_reserve,
+               c->max_conns, c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen,
+               c->peer_nng_url, c->gossip_listen, c->peer_gossip, c->peer_fast_lane,
+               c->stream_flush_ms, c->test_drop_batches, c->peer_key[0] ? "(set)" : "",
+               c->peer_key_file, c->peer_insecure, c->purge_token[0] ? "(set)" : "");
 }

@@ -11,8 +11,12 @@
 #include "lib/log.h"
 
 #define CONFIG_URL_MAX 256
-#define CONFIG_PATH_MAX 108 /* sun_path */
-#define CONFIG_KEY_MAX 512  /* PEER_KEY material, bytes */
+#define CONFIG_PATH_MAX 108  /* sun_path */
+#define CONFIG_KEY_MAX 512   /* PEER_KEY material, bytes */
+#define CONFIG_TOKEN_MAX 256 /* PURGE_TOKEN, bytes */
+/* node/peer.c's PEER_HOLD_CAP: at most this many of a node's 2xx answers wait
+ * for the peer's ack (beyond, they go out unacknowledged). */
+#define CONFIG_PEER_HOLD_CAP 8192
 
 struct config {
     unsigned node_id;                    /* NODE_ID: 1..255 */
@@ -27,6 +31,11 @@ struct config {
     unsigned processor_max_conns;        /* PROCESSOR_MAX_CONNS: in flight per processor */
     unsigned queue_capacity;             /* QUEUE_CAPACITY: payments waiting, power of two */
     unsigned ledger_capacity;            /* LEDGER_CAPACITY: payments held in memory */
+    unsigned ledger_reserve;             /* LEDGER_RESERVE: ledger room kept for the peer's
+                                            payments: a new local payment is refused (503) once
+                                            the ledger holds ledger_capacity - ledger_reserve.
+                                            Default: min(CONFIG_PEER_HOLD_CAP, max_conns) in a
+                                            pair, 0 alone (docs/REPLICATION.md, "Capacity") */
     unsigned max_conns;                  /* MAX_CONNS: inbound connection slots */
     unsigned idle_timeout_ms;            /* IDLE_TIMEOUT: inbound keep-alive idle limit */
     unsigned request_deadline_ms;        /* REQUEST_READ_DEADLINE: whole inbound request */
@@ -47,6 +56,8 @@ struct config {
                                             least 32 bytes; "" = none */
     char peer_key_file[CONFIG_URL_MAX];  /* PEER_KEY_FILE: where peer_key came from, or "" */
     unsigned peer_insecure;              /* PEER_INSECURE: 1 = a pair without a key is allowed */
+    char purge_token[CONFIG_TOKEN_MAX];  /* PURGE_TOKEN: POST /purge-payments needs it in
+                                            X-Rinha-Token; "" = the route is open */
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -17,18 +17,24 @@
 #define LEDGER_NIL UINT32_MAX
 #define LEDGER_MAX_CAPACITY ((size_t)1 << 30) /* hash table stays within u32 */
 
+/* A subtree's cents, 128 bits (ledger_cents_sum) kept 8-byte aligned so that a
+ * tree node is 40 bytes, not 48: a typedef may lower the alignment. */
+__extension__ typedef unsigned __int128 tnode_sum __attribute__((aligned(8)));
+
 /* Time index node, parallel to the pool (node i is payment i). Key is
  * (key_ms, i): unique even with equal timestamps. */
 struct tnode {
     int64_t key_ms; /* requested_at_ms of the RECORDED payment */
-    int64_t sum;    /* cents of the subtree */
+    tnode_sum sum;  /* cents of the subtree, exact (see ledger_cents_sum) */
     uint32_t left;  /* LEDGER_NIL = none */
     uint32_t right;
     uint32_t cnt;  /* payments in the subtree */
     uint32_t prio; /* treap heap priority (max at the root) */
 };
 
-_Static_assert(sizeof(struct tnode) == 32, "two tree nodes per cache line");
+/* 32 bytes with an int64 sum; the exact sum costs 8 bytes per payment held
+ * (8 MiB for a full default ledger of 1,048,576 payments). */
+_Static_assert(sizeof(struct tnode) == 40, "the 128-bit sum adds 8 bytes, not 16");
 
 struct ledger {
     size_t cap;
@@ -73,7 +79,7 @@ static uint32_t tcnt(const struct ledger *l, uint32_t t)
     return t == LEDGER_NIL ? 0 : l->tree[t].cnt;
 }
 
-static int64_t tsum(const struct ledger *l, uint32_t t)
+static ledger_cents_sum tsum(const struct ledger *l, uint32_t t)
 {
     return t == LEDGER_NIL ? 0 : l->tree[t].sum;
 }
@@ -82,7 +88,7 @@ static void tree_pull(struct ledger *l, uint32_t t)
 {
     struct tnode *n = &l->tree[t];
     n->cnt = 1 + tcnt(l, n->left) + tcnt(l, n->right);
-    n->sum = l->pool[t].amount_cents + tsum(l, n->left) + tsum(l, n->right);
+    n->sum = (ledger_cents_sum)l->pool[t].amount_cents + tsum(l, n->left) + tsum(l, n->right);
 }
 
 static bool key_less(const struct ledger *l, uint32_t a, int64_t key_ms, uint32_t b)
@@ -115,7 +121,7 @@ static void tree_insert(struct ledger *l, uint32_t x, int proc, int64_t key_ms)
     struct tnode *n = &l->tree[x];
     n->key_ms = key_ms;
     n->prio = tree_prio(x);
-    int64_t amount = l->pool[x].amount_cents;
+    ledger_cents_sum amount = (ledger_cents_sum)l->pool[x].amount_cents;
 
     /* Descend while the path outranks x, counting x into every subtree it joins. */
     uint32_t *link = &l->root[proc];
@@ -132,9 +138,10 @@ static void tree_insert(struct ledger *l, uint32_t x, int proc, int64_t key_ms)
 
 /* Count and cents of keys < bound (or <= bound when inclusive). */
 static void tree_prefix(const struct ledger *l, uint32_t t, int64_t bound, bool inclusive,
-                        int64_t *cnt, int64_t *sum)
+                        int64_t *cnt, ledger_cents_sum *sum)
 {
-    int64_t c = 0, s = 0;
+    int64_t c = 0;
+    ledger_cents_sum s = 0;
     while (t != LEDGER_NIL) {
         const struct tnode *n = &l->tree[t];
         if (n->key_ms < bound || (inclusive && n->key_ms == bound)) {
@@ -332,7 +339,8 @@ void ledger_summary(const struct ledger *l, int64_t from_ms, int64_t to_ms,
     if (from_ms > to_ms)
         return;
     for (int p = 0; p < LEDGER_NPROC; p++) {
-        int64_t hi_c, hi_s, lo_c = 0, lo_s = 0;
+        int64_t hi_c, lo_c = 0;
+        ledger_cents_sum hi_s, lo_s = 0;
         tree_prefix(l, l->root[p], to_ms, true, &hi_c, &hi_s);
         if (from_ms != INT64_MIN)
             tree_prefix(l, l->root[p], from_ms, false, &lo_c, &lo_s);
@@ -389,7 +397,7 @@ static int64_t check_tree(const struct ledger *l, uint32_t t, int proc, uint32_t
     int64_t b = check_tree(l, n->right, proc, n->prio, &t, hi, depth + 1);
     if (a < 0 || b < 0 || n->cnt != a + b + 1)
         return -1;
-    if (n->sum != p->amount_cents + tsum(l, n->left) + tsum(l, n->right))
+    if (n->sum != (ledger_cents_sum)p->amount_cents + tsum(l, n->left) + tsum(l, n->right))
         return -1;
     return n->cnt;
 }

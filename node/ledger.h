@@ -36,10 +36,24 @@ struct payment {
     uint32_t index;          /* position in the ledger's pool, stable for the payment's life */
 };
 
+/* A sum of cents, exact for any ledger: an amount is a positive int64 (the
+ * API's are at most MONEY_MAX_CENTS, 1e14 < 2^47) and a ledger holds at most
+ * 2^30 payments, so a sum stays below 2^93 (2^77 for the API's amounts). An
+ * int64 sum overflowed after 92,234 payments of 1e12 (a negative total in the
+ * summary); 128 bits never do. Amounts are positive, so it is unsigned. */
+__extension__ typedef unsigned __int128 ledger_cents_sum;
+
 struct ledger_totals {
     int64_t count[LEDGER_NPROC];
-    int64_t cents[LEDGER_NPROC];
+    ledger_cents_sum cents[LEDGER_NPROC];
 };
+
+/* c as an int64, saturated at INT64_MAX: for carriers that only have 64 bits
+ * (the gossip heartbeat's informative totals). */
+static inline int64_t ledger_cents_sum_sat64(ledger_cents_sum c)
+{
+    return c > (ledger_cents_sum)INT64_MAX ? INT64_MAX : (int64_t)c;
+}
 
 struct ledger;
 
@@ -84,7 +98,8 @@ struct payment *ledger_find(const struct ledger *l, const uint8_t id[16]);
 struct payment *ledger_at(const struct ledger *l, uint32_t index); /* NULL if out of range */
 
 /* Totals of RECORDED payments with from_ms <= requested_at_ms <= to_ms, per
- * processor (INT64_MIN / INT64_MAX for open bounds). O(log n). */
+ * processor (INT64_MIN / INT64_MAX for open bounds), exact (128-bit cents).
+ * O(log n). */
 void ledger_summary(const struct ledger *l, int64_t from_ms, int64_t to_ms,
                     struct ledger_totals *out);
 

@@ -43,6 +43,12 @@ int node_emit(struct node *n, struct event *ev, struct payment **out)
     return 0;
 }
 
+bool node_has_room(const struct node *n)
+{
+    size_t cap = ledger_capacity(n->ledger), reserve = n->cfg.ledger_reserve;
+    return reserve < cap && ledger_size(n->ledger) < cap - reserve;
+}
+
 bool node_ready(const struct node *n)
 {
     return n->peer == NULL || peer_caught_up(n->peer);

@@ -30,6 +30,7 @@ struct node_counters {
     uint64_t payments_refused;   /* 503: queue or ledger full, not ready */
     uint64_t summaries;
     uint64_t purges;
+    uint64_t purges_refused; /* 401: PURGE_TOKEN set, X-Rinha-Token missing or wrong */
     uint64_t events_applied; /* our own events */
     uint64_t event_errors;   /* ledger_apply refusals of our own events (bugs) */
 };
@@ -56,6 +57,12 @@ struct node {
  * ledger and hands it to replication. Returns ledger_apply()'s result; on
  * anything but 0 the event is not replicated (and seq is not consumed). */
 int node_emit(struct node *n, struct event *ev, struct payment **out);
+
+/* Whether a NEW local payment may be accepted: the ledger holds fewer than
+ * its capacity minus cfg.ledger_reserve, the room kept for the peer's payments
+ * (docs/REPLICATION.md, "Capacity"). The peer's events may use that room; our
+ * own API may not. */
+bool node_has_room(const struct node *n);
 
 /* Whether summaries can be answered: false while a restarted node catches up
  * with its peer. */

@@ -30,7 +30,10 @@ static void gossip_fill(struct heartbeat *hb, void *arg)
     ledger_summary(p->ledger, INT64_MIN, INT64_MAX, &t);
     for (int i = 0; i < HEARTBEAT_PROCESSORS; i++) {
         hb->totals[i].count = (uint64_t)t.count[i];
-        hb->totals[i].amount_cents = t.cents[i];
+        /* The heartbeat's totals are informative (nothing is decided from
+         * them) and carry 64 bits: beyond INT64_MAX cents they saturate, so
+         * encoding never fails; the summaries stay exact (128-bit). */
+        hb->totals[i].amount_cents = ledger_cents_sum_sat64(t.cents[i]);
         bool failing;
         uint32_t min_ms, age_ms;
         if (health_local_result(p->health, i, &failing, &min_ms, &age_ms)) {

@@ -28,9 +28,13 @@ struct heartbeat_health {
     uint32_t age_ms;          /* how old that answer was when this datagram was made */
 };
 
+/* Informative only: no node decides anything from them (a summary is always
+ * answered from the node's own ledger, exactly, in 128 bits). The sender
+ * saturates amount_cents at INT64_MAX when the true sum is larger, so a
+ * heartbeat can always be encoded; INT64_MAX reads as "at least that". */
 struct heartbeat_totals {
     uint64_t count;       /* payments RECORDED on this processor, all origins */
-    int64_t amount_cents; /* their sum, cents */
+    int64_t amount_cents; /* their sum, cents, saturated at INT64_MAX; never negative */
 };
 
 struct heartbeat {

@@ -1,12 +1,13 @@
 """The offline checks of the deploy files of one tree (tests/scripts/test_deploy_config.sh).
 
 Usage: deploy_check.py TREE NORMALISED RUNTIME_PKGS_OUT LIMITS_OUT
-TREE holds nginx.conf, Dockerfile, .dockerignore and scripts/deps.sh; NORMALISED
+TREE holds nginx.conf, Dockerfile, .dockerignore, .gitignore and scripts/deps.sh; NORMALISED
 is its docker-compose.yml as `docker-compose config` printed it. Prints one
 "ok   - ..." or "FAIL - ..." line per check; exit 1 when any failed. Writes the
 runtime stage's packages to RUNTIME_PKGS_OUT and the services' limits, as
 ops/compose_limits.py prints them, to LIMITS_OUT. Needs PyYAML.
 """
+import ipaddress
 import os
 import re
 import sys
@@ -128,15 +129,97 @@ for n in nodes:
     check("compose: %s processors are payment-processor-default/-fallback:8080" % n,
           e.get("DEFAULT_PROCESSOR_URL") == "http://payment-processor-default:8080"
           and e.get("FALLBACK_PROCESSOR_URL") == "http://payment-processor-fallback:8080")
+
+# The peer links: reachable on the backend network only. Each node has a fixed
+# address in backend's subnet (outside the range docker hands out by itself) and
+# binds its nng and gossip listeners to it, never to 0.0.0.0 or a name (a name
+# could resolve to the address on payment-processor, which the nodes share too).
+backend = nets.get("backend") or {}
+subnets = []
+for c in ((backend.get("ipam") or {}).get("config") or []):
+    try:
+        subnets.append((ipaddress.ip_network(c.get("subnet", "")),
+                        ipaddress.ip_network(c["ip_range"]) if c.get("ip_range") else None))
+    except ValueError:
+        pass
+check("compose: backend has a fixed ipam subnet", len(subnets) == 1,
+      "got %s" % (backend.get("ipam")))
+addr = {}
+for n in nodes:
+    bn = (svcs.get(n, {}).get("networks") or {}).get("backend") or {}
+    try:
+        addr[n] = ipaddress.ip_address(bn.get("ipv4_address", ""))
+    except ValueError:
+        addr[n] = None
+bad = [n for n in nodes if addr[n] is None or not subnets or addr[n] not in subnets[0][0]
+       or (subnets[0][1] is not None and addr[n] in subnets[0][1])
+       or addr[n] in (subnets[0][0].network_address, subnets[0][0].broadcast_address)]
+check("compose: node addresses fixed in backend's subnet, outside its dynamic ip_range", not bad,
+      "%s" % {n: str(a) for n, a in addr.items()})
+check("compose: the two node addresses differ", addr["node1"] != addr["node2"])
+for n in nodes:
+    e = env[n]
+    nng = re.fullmatch(r"tcp://([^:/]+):(\d+)", e.get("NNG_LISTEN", ""))
+    gos = re.fullmatch(r"([^:/]+):(\d+)", e.get("GOSSIP_LISTEN", ""))
+    check("compose: %s peer listeners on its backend address (NNG_LISTEN, GOSSIP_LISTEN)" % n,
+          addr[n] is not None and nng is not None and gos is not None
+          and nng.group(1) == str(addr[n]) and gos.group(1) == str(addr[n]),
+          "NNG_LISTEN=%s GOSSIP_LISTEN=%s address %s" % (e.get("NNG_LISTEN"),
+                                                         e.get("GOSSIP_LISTEN"), addr[n]))
 for me, peer in (("node1", "node2"), ("node2", "node1")):
-    nng = re.fullmatch(r"tcp://[^:]+:(\d+)", env[peer].get("NNG_LISTEN", ""))
-    gos = re.fullmatch(r"[^:]+:(\d+)", env[peer].get("GOSSIP_LISTEN", ""))
-    check("compose: %s reaches %s (PEER_NNG_URL, PEER_GOSSIP match its listeners)" % (me, peer),
-          nng is not None and gos is not None
-          and env[me].get("PEER_NNG_URL") == "tcp://%s:%s" % (peer, nng.group(1))
-          and env[me].get("PEER_GOSSIP") == "%s:%s" % (peer, gos.group(1)),
+    check("compose: %s reaches %s (PEER_NNG_URL, PEER_GOSSIP are its listeners)" % (me, peer),
+          env[peer].get("NNG_LISTEN") and env[peer].get("GOSSIP_LISTEN")
+          and env[me].get("PEER_NNG_URL") == env[peer].get("NNG_LISTEN")
+          and env[me].get("PEER_GOSSIP") == env[peer].get("GOSSIP_LISTEN"),
           "PEER_NNG_URL=%s PEER_GOSSIP=%s" % (env[me].get("PEER_NNG_URL"),
                                               env[me].get("PEER_GOSSIP")))
+# The HTTP port: nginx uses the unix sockets and the healthcheck 127.0.0.1, so the
+# TCP listener stays on loopback (/metrics and /purge-payments off both networks).
+bad = [n for n in nodes if env[n].get("SERVER_HOST") != "127.0.0.1"]
+check("compose: nodes' TCP HTTP listener on loopback only (SERVER_HOST 127.0.0.1)", not bad,
+      "%s" % {n: env[n].get("SERVER_HOST", "(default 0.0.0.0)") for n in nodes})
+hc = [" ".join(map(str, (svcs.get(n, {}).get("healthcheck") or {}).get("test") or []))
+      for n in nodes]
+check("compose: the healthcheck reaches the node on 127.0.0.1",
+      all("/dev/tcp/127.0.0.1/" in h for h in hc), "got %s" % hc)
+bad = [(n, str(p)) for n, sv in svcs.items() for p in (sv.get("expose") or [])]
+check("compose: no service exposes ports (expose:)", not bad, "got %s" % bad)
+
+# The pair's key: a compose secret from ./peer.key, mounted into both nodes and
+# read through PEER_KEY_FILE; never inline, never PEER_INSECURE.
+top_secrets = doc.get("secrets") or {}
+
+
+def secret_names(sv):
+    out = []
+    for x in sv.get("secrets") or []:
+        out.append(x.get("source") if isinstance(x, dict) else str(x))
+    return out
+
+
+def secret_target(sv, name):
+    for x in sv.get("secrets") or []:
+        if isinstance(x, dict) and x.get("source") == name:
+            t = x.get("target") or name
+            return t if t.startswith("/") else "/run/secrets/" + t
+        if x == name:
+            return "/run/secrets/" + name
+    return None
+
+
+key_secrets = [k for k, v in top_secrets.items()
+               if str((v or {}).get("file", "")).endswith("/peer.key")]
+check("compose: a secret read from the file ./peer.key", len(key_secrets) == 1,
+      "got %s" % top_secrets)
+for n in nodes:
+    e, sv = env[n], svcs.get(n, {})
+    name = key_secrets[0] if len(key_secrets) == 1 else None
+    check("compose: %s gets the pair's key (the secret, PEER_KEY_FILE=/run/secrets/<it>)" % n,
+          name is not None and name in secret_names(sv)
+          and e.get("PEER_KEY_FILE") == secret_target(sv, name),
+          "secrets %s PEER_KEY_FILE=%s" % (secret_names(sv), e.get("PEER_KEY_FILE")))
+    check("compose: %s has no inline PEER_KEY and no PEER_INSECURE" % n,
+          "PEER_KEY" not in e and e.get("PEER_INSECURE", "0") == "0")
 
 # ---- nginx.conf
 ngx_full = read(tree + "/nginx.conf")
@@ -181,6 +264,9 @@ check("nginx: upstreams are the nodes' unix sockets on /run/sock (SERVER_SOCKET)
       sorted(ups) == socks and all(s.startswith("/run/sock/") for s in ups),
       "nginx %s, compose %s" % (sorted(ups), socks))
 check("nginx: no include (self-contained, mounted alone)", not directive("include"))
+# /metrics is for the operator on each node's own port, not for port 9999.
+check("nginx: /metrics is not exposed (location = /metrics { return 404; })",
+      re.search(r"location\s*=\s*/metrics\s*\{\s*return\s+404\s*;\s*\}", ngx) is not None)
 
 # ---- Dockerfile
 lines = read(tree + "/Dockerfile").splitlines()
@@ -243,4 +329,9 @@ ign = [l.strip() for l in read(tree + "/.dockerignore").splitlines()
 check(".dockerignore: excludes .git and build directories",
       ".git" in ign and "build" in ign and any(i.startswith("build-") or i == "build*" for i in ign),
       "got %s" % ign)
+# The pair's key never enters the image (COPY . . in the build stage) nor git.
+check(".dockerignore: excludes peer.key", "peer.key" in ign or "/peer.key" in ign, "got %s" % ign)
+gi = [l.strip() for l in read(tree + "/.gitignore").splitlines()
+      if l.strip() and not l.startswith("#")]
+check(".gitignore: ignores peer.key", "peer.key" in gi or "/peer.key" in gi, "got %s" % gi)
 sys.exit(1 if failed else 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest-label: unit
 # Offline checks of the deployment files (no docker engine needed): nginx.conf,
-# docker-compose.yml, Dockerfile, .dockerignore. Every check is run once on the
+# docker-compose.yml, Dockerfile, .dockerignore, .gitignore. Every check is run once on the
 # repo's files (all must pass) and then on deliberately broken copies (each must be
 # rejected by the check it targets), so that this test cannot pass by checking
 # nothing. Prints one line per check.
@@ -184,7 +184,7 @@ copy_tree()
     local d=$TMP/$1
     mkdir -p "$d/scripts"
     cp "$SOURCE_DIR/nginx.conf" "$SOURCE_DIR/docker-compose.yml" "$SOURCE_DIR/Dockerfile" \
-        "$SOURCE_DIR/.dockerignore" "$d/"
+        "$SOURCE_DIR/.dockerignore" "$SOURCE_DIR/.gitignore" "$d/"
     cp "$SOURCE_DIR/scripts/deps.sh" "$d/scripts/"
     printf '%s\n' "$d"
 }
@@ -249,11 +249,41 @@ mutant "privileged node2" docker-compose.yml "compose: no privileged" \
 mutant "network_mode host on nginx" docker-compose.yml "(compose: no network_mode host|docker-compose config)" \
     's.replace("  nginx:\n", "  nginx:\n    network_mode: host\n", 1)'
 mutant "node2 off the payment-processor network" docker-compose.yml "compose: nodes on the external network" \
-    're.sub(r"(\n  node2:\n    <<: \*node\n)", r"\1    networks:\n      - backend\n", s)'
+    're.sub(r"(\n  node2:\n(?:.*\n)*?)      payment-processor: \{\}\n", r"\1", s)'
 mutant "payment-processor not external" docker-compose.yml "compose: network payment-processor is external" \
     's.replace("    external: true\n    name: payment-processor\n", "    driver: bridge\n")'
 mutant "node1 peer points at itself" docker-compose.yml "compose: node1 reaches node2" \
-    's.replace("PEER_NNG_URL: tcp://node2:7000", "PEER_NNG_URL: tcp://node1:7000")'
+    's.replace("PEER_NNG_URL: tcp://10.99.0.12:7000", "PEER_NNG_URL: tcp://10.99.0.11:7000")'
+mutant "node1 peer by name (may resolve on payment-processor)" docker-compose.yml "compose: node1 reaches node2" \
+    's.replace("PEER_GOSSIP: 10.99.0.12:7100", "PEER_GOSSIP: node2:7100")'
+mutant "node1 nng listening on 0.0.0.0" docker-compose.yml "compose: node1 peer listeners on its backend address" \
+    's.replace("NNG_LISTEN: tcp://10.99.0.11:7000", "NNG_LISTEN: tcp://0.0.0.0:7000")'
+mutant "node2 gossip listening on 0.0.0.0" docker-compose.yml "compose: node2 peer listeners on its backend address" \
+    's.replace("GOSSIP_LISTEN: 10.99.0.12:7100", "GOSSIP_LISTEN: 0.0.0.0:7100")'
+mutant "node2 without a fixed address" docker-compose.yml "compose: node addresses fixed" \
+    's.replace("      backend:\n        ipv4_address: 10.99.0.12\n", "      backend: {}\n")'
+mutant "node1 address in docker's dynamic range" docker-compose.yml "compose: node addresses fixed" \
+    's.replace("ipv4_address: 10.99.0.11", "ipv4_address: 10.99.0.200").replace("10.99.0.11:", "10.99.0.200:")'
+mutant "backend without a fixed subnet" docker-compose.yml "compose: backend has a fixed ipam subnet" \
+    're.sub(r"\n    ipam:\n      config:\n(        [^\n]*\n)+", "\n", s)'
+mutant "node HTTP listener on all addresses" docker-compose.yml "compose: nodes' TCP HTTP listener on loopback only" \
+    's.replace("  SERVER_HOST: 127.0.0.1\n", "")'
+mutant "peer port exposed" docker-compose.yml "compose: no service exposes ports" \
+    's.replace("  node2:\n", "  node2:\n    expose:\n      - \"7000\"\n", 1)'
+mutant "missing key: no secret mounted" docker-compose.yml "compose: node1 gets the pair's key" \
+    's.replace("  secrets:\n    - peer_key\n", "", 1)'
+mutant "missing key: no PEER_KEY_FILE" docker-compose.yml "compose: node2 gets the pair's key" \
+    's.replace("  PEER_KEY_FILE: /run/secrets/peer_key\n", "", 1)'
+mutant "key from another file" docker-compose.yml "compose: a secret read from the file ./peer.key" \
+    's.replace("file: ./peer.key", "file: ./README.md")'
+mutant "key inline in the environment" docker-compose.yml "compose: node1 has no inline PEER_KEY" \
+    's.replace("      NODE_ID: \"1\"\n", "      NODE_ID: \"1\"\n      PEER_KEY: 0123456789abcdef0123456789abcdef\n", 1)'
+mutant "PEER_INSECURE=1" docker-compose.yml "compose: node2 has no inline PEER_KEY and no PEER_INSECURE" \
+    's.replace("      NODE_ID: \"2\"\n", "      NODE_ID: \"2\"\n      PEER_INSECURE: \"1\"\n", 1)'
+mutant "peer.key not docker-ignored" .dockerignore ".dockerignore: excludes peer.key" \
+    're.sub(r"(?m)^peer\.key\n", "", s)'
+mutant "peer.key not git-ignored" .gitignore ".gitignore: ignores peer.key" \
+    're.sub(r"(?m)^/peer\.key\n", "", s)'
 mutant "socket path differs from nginx.conf" docker-compose.yml "nginx: upstreams are the nodes" \
     's.replace("SERVER_SOCKET: /run/sock/node2.sock", "SERVER_SOCKET: /run/sock/n2.sock")'
 mutant "unset variable in compose" docker-compose.yml "docker-compose.yml uses" \
@@ -270,6 +300,8 @@ mutant "no non_idempotent retry" nginx.conf "nginx: proxy_next_upstream" \
     's.replace(" non_idempotent;", ";")'
 mutant "read timeout 60s" nginx.conf "nginx: proxy_read_timeout" \
     're.sub(r"proxy_read_timeout [^;]*;", "proxy_read_timeout 60s;", s)'
+mutant "/metrics exposed" nginx.conf "nginx: /metrics is not exposed" \
+    're.sub(r"\n\s*location = /metrics \{\n\s*return 404;\n\s*\}\n", "\n", s)'
 mutant "typo in a directive" nginx.conf "nginx -t on the local rendering" \
     's.replace("proxy_pass http://paynodes;", "proxy_passs http://paynodes;")'
 mutant "new absolute path the rendering misses" nginx.conf "local rendering rewrites" \

@@ -2,7 +2,9 @@
  * The node is real where it is cheap (ledger, node_emit) and faked at the
  * module boundary with -Wl,--wrap (see tests/CMakeLists.txt): the http_reply
  * family records the answer; dispatch, health and peer answer as scripted.
- * /metrics is run through the strict exposition-format checker. */
+ * /metrics is run through the strict exposition-format checker. Also: the
+ * ledger room kept for the peer (LEDGER_RESERVE), PURGE_TOKEN, and exact
+ * summaries beyond 2^63 cents. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -211,6 +213,22 @@ static void call(struct world *w, enum http_verb verb, const char *path, const c
     api_handle(X, &req, &w->n.api);
 }
 
+/* call() with one request header (name, value). */
+static void call_h(struct world *w, enum http_verb verb, const char *path, const char *name,
+                   const char *value)
+{
+    struct http_request req = {.verb = verb};
+    req.path = (struct slice){path, strlen(path)};
+    req.query = (struct slice){"", 0};
+    req.body = (struct slice){"", 0};
+    req.headers[0].name = (struct slice){name, strlen(name)};
+    req.headers[0].value = (struct slice){value, strlen(value)};
+    req.nheaders = 1;
+    fx.replies = 0;
+    fx.status = 0;
+    api_handle(X, &req, &w->n.api);
+}
+
 static void assert_answer(int status, const char *body)
 {
     assert_int_equal(fx.replies, 1);
@@ -358,6 +376,69 @@ static void test_payment_in_pair_waits_for_ack(void **state)
     w->n.peer = NULL;
 }
 
+static void make_uuid(unsigned i, char out[37])
+{
+    snprintf(out, 37, "%08x-0000-4000-8000-000000000000", i);
+}
+
+/* In a pair the ledger keeps cfg.ledger_reserve slots for the peer: new local
+ * payments get 503 once the rest is used; a repeat still gets its 2xx; the
+ * peer's payments still fit in the reserve. */
+static void test_payment_reserve(void **state)
+{
+    struct world *w = *state;
+    char b[160], id[37];
+    w->n.peer = FAKE(struct peer);
+    w->n.cfg.ledger_reserve = 8; /* of 64 */
+    for (unsigned i = 0; i < 56; i++) {
+        make_uuid(i, id);
+        call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+        assert_int_equal(fx.replies, 0); /* held for the peer's ack */
+    }
+    assert_int_equal(ledger_size(w->n.ledger), 56);
+    make_uuid(56, id);
+    call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+    assert_answer(503,
+                  "{\"error\":\"ledger full: the room left is kept for the peer's payments\"}");
+    assert_int_equal(ledger_size(w->n.ledger), 56);
+    assert_int_equal(w->n.counters.payments_refused, 1);
+    assert_int_equal(fx.submitted, 56);
+    /* A repeat of a known id: still its 2xx, at once. */
+    make_uuid(3, id);
+    call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+    assert_answer(202, ACCEPTED);
+    assert_int_equal(w->n.counters.payments_duplicate, 1);
+    /* The peer's payments (applied as peer.c does) use the reserve. */
+    for (unsigned i = 100; i < 108; i++) {
+        struct event ev = {.type = EVENT_ACCEPTED, .origin = 2, .seq = i, .amount_cents = 5};
+        make_uuid(i, id);
+        assert_int_equal(uuid_parse(id, 36, ev.id), 0);
+        assert_int_equal(ledger_apply(w->n.ledger, &ev, NULL), 0);
+    }
+    assert_int_equal(ledger_size(w->n.ledger), 64);
+    assert_false(node_has_room(&w->n));
+    w->n.peer = NULL;
+}
+
+/* Alone (reserve 0) the limit is the capacity itself. */
+static void test_payment_ledger_full_alone(void **state)
+{
+    struct world *w = *state;
+    char b[160], id[37];
+    for (unsigned i = 0; i < 64; i++) {
+        make_uuid(i, id);
+        call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+        assert_answer(202, ACCEPTED);
+    }
+    make_uuid(64, id);
+    call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+    assert_answer(503, "{\"error\":\"ledger full\"}");
+    make_uuid(0, id);
+    call(w, HTTP_VERB_POST, "/payments", NULL, pay(id, "1.00", b, sizeof(b)));
+    assert_answer(202, ACCEPTED);
+    assert_int_equal(w->n.seq, 64);
+}
+
 /* ---- summary, purge, healthz ---- */
 
 static void record(struct world *w, const char *uuid, int64_t cents, int proc, int64_t at_ms)
@@ -402,6 +483,58 @@ static void test_summary(void **state)
     assert_int_equal(w->n.counters.summaries, 3);
 }
 
+static void test_format_cents_sum(void **state)
+{
+    static const struct {
+        ledger_cents_sum v;
+        const char *want;
+    } cases[] = {
+        {0, "0.00"},
+        {5, "0.05"},
+        {99, "0.99"},
+        {100, "1.00"},
+        {1990, "19.90"},
+        {(ledger_cents_sum)INT64_MAX, "92233720368547758.07"},
+        {(ledger_cents_sum)INT64_MAX + 1, "92233720368547758.08"},
+        {~(ledger_cents_sum)0, "3402823669209384634633746074317682114.55"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[API_CENTS_FMT_MAX];
+        size_t n = api_format_cents_sum(cases[i].v, buf);
+        assert_string_equal(buf, cases[i].want);
+        assert_int_equal(n, strlen(cases[i].want));
+    }
+}
+
+/* 92,234 payments of the largest amount pass 2^63 cents: the summary is still
+ * exact and positive (it was a negative number with int64 sums). */
+static void test_summary_beyond_int64(void **state)
+{
+    struct world *w = *state;
+    enum { N = 92234 };
+    ledger_free(w->n.ledger);
+    w->n.ledger = ledger_new(N + 1);
+    assert_non_null(w->n.ledger);
+    for (unsigned i = 0; i < N; i++) {
+        struct event ev = {.type = EVENT_ACCEPTED,
+                           .amount_cents = 100000000000000LL, /* 1e12: the API's maximum */
+                           .at_ms = 1700000000000 + i};
+        memcpy(ev.id, &i, sizeof(i));
+        ev.id[15] = 0x77;
+        assert_int_equal(node_emit(&w->n, &ev, NULL), 0);
+        ev.type = EVENT_RECORDED;
+        assert_int_equal(node_emit(&w->n, &ev, NULL), 0);
+    }
+    call(w, HTTP_VERB_GET, "/payments-summary", NULL, NULL);
+    assert_answer(200,
+                  "{\"default\":{\"totalRequests\":92234,\"totalAmount\":92234000000000000.00},"
+                  "\"fallback\":{\"totalRequests\":0,\"totalAmount\":0.00}}");
+    /* the first half, by time */
+    call(w, HTTP_VERB_GET, "/payments-summary", "to=2023-11-14T22:13:20.999Z", NULL);
+    assert_answer(200, "{\"default\":{\"totalRequests\":1000,\"totalAmount\":1000000000000000.00},"
+                       "\"fallback\":{\"totalRequests\":0,\"totalAmount\":0.00}}");
+}
+
 static void test_purge(void **state)
 {
     struct world *w = *state;
@@ -426,6 +559,43 @@ static void test_purge(void **state)
     assert_answer(503, "{\"error\":\"catching up with peer\"}");
     assert_int_equal(fx.purged, 2);
     w->n.peer = NULL;
+}
+
+static bool has_line(const char *text, const char *line);
+
+/* With PURGE_TOKEN set, only a request carrying it in X-Rinha-Token purges;
+ * anything else is 401 and purges nothing. */
+static void test_purge_token(void **state)
+{
+    struct world *w = *state;
+    char b[160];
+    snprintf(w->n.cfg.purge_token, sizeof(w->n.cfg.purge_token), "s3cret-purge-token");
+    call(w, HTTP_VERB_POST, "/payments", NULL, pay(ID1, "1", b, sizeof(b)));
+    const char *const wrong[][2] = {
+        {"X-Other", "s3cret-purge-token"},        /* not the header */
+        {"X-Rinha-Token", ""},                    /* empty */
+        {"X-Rinha-Token", "s3cret-purge-toke"},   /* a prefix */
+        {"X-Rinha-Token", "s3cret-purge-tokenX"}, /* longer */
+        {"X-Rinha-Token", "S3cret-purge-token"},  /* one byte off */
+        {"X-Rinha-Token", "123"},                 /* the processors' token */
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        call_h(w, HTTP_VERB_POST, "/purge-payments", wrong[i][0], wrong[i][1]);
+        assert_answer(401, "{\"error\":\"purge needs the configured token in X-Rinha-Token\"}");
+    }
+    call(w, HTTP_VERB_POST, "/purge-payments", NULL, NULL); /* no header at all */
+    assert_answer(401, NULL);
+    assert_int_equal(fx.purged, 0);
+    assert_int_equal(w->n.purge_epoch, 0);
+    assert_int_equal(ledger_size(w->n.ledger), 1);
+    assert_int_equal(w->n.counters.purges_refused, sizeof(wrong) / sizeof(wrong[0]) + 1);
+    /* The header name is case-insensitive; the token is not. */
+    call_h(w, HTTP_VERB_POST, "/purge-payments", "x-rinha-token", "s3cret-purge-token");
+    assert_answer(200, "{\"message\":\"All payments purged.\"}");
+    assert_int_equal(ledger_size(w->n.ledger), 0);
+    assert_int_equal(w->n.counters.purges, 1);
+    call(w, HTTP_VERB_GET, "/metrics", NULL, NULL);
+    assert_true(has_line(fx.body, "paynode_purges_refused_total 7"));
 }
 
 static void test_healthz(void **state)
@@ -478,6 +648,8 @@ static void test_metrics(void **state)
         "paynode_payments_total{result=\"refused\"} 0",
         "paynode_ledger_payments 1",
         "paynode_ledger_capacity 64",
+        "paynode_ledger_reserve 0",
+        "paynode_purges_refused_total 0",
         "paynode_ledger_state{state=\"accepted\"} 1",
         "paynode_ledger_state{state=\"recorded\"} 0",
         "paynode_dispatch_queued 3",
@@ -531,8 +703,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_payment_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payment_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payment_in_pair_waits_for_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payment_reserve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payment_ledger_full_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
+        cmocka_unit_test(test_format_cents_sum),
+        cmocka_unit_test_setup_teardown(test_summary_beyond_int64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_with_peer_samples, setup, teardown),

@@ -167,6 +167,67 @@ static void test_peer_key(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* LEDGER_RESERVE: 0 alone; in a pair min(8192, MAX_CONNS) unless set; it must
+ * leave room in LEDGER_CAPACITY. */
+static void test_ledger_reserve(void **state)
+{
+    struct config c;
+    char err[256] = "";
+#define KEY                                                                                        \
+    {                                                                                              \
+        "PEER_KEY", "0123456789abcdef0123456789abcdef"                                             \
+    }
+    struct kv alone[] = {{NULL, NULL}};
+    assert_int_equal(load(alone, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, 0);
+    struct kv pair[] = {PAIR_ENV, KEY, {NULL, NULL}};
+    assert_int_equal(load(pair, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, 2048); /* MAX_CONNS's default */
+    struct kv few[] = {PAIR_ENV, KEY, {"MAX_CONNS", "100"}, {NULL, NULL}};
+    assert_int_equal(load(few, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, 100);
+    struct kv many[] = {PAIR_ENV, KEY, {"MAX_CONNS", "20000"}, {NULL, NULL}};
+    assert_int_equal(load(many, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, CONFIG_PEER_HOLD_CAP);
+    struct kv set[] = {PAIR_ENV, KEY, {"LEDGER_RESERVE", "0"}, {NULL, NULL}};
+    assert_int_equal(load(set, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, 0);
+    struct kv set_alone[] = {{"LEDGER_RESERVE", "10"}, {NULL, NULL}};
+    assert_int_equal(load(set_alone, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.ledger_reserve, 10);
+    /* No room left: a clear refusal, naming what to change. */
+    struct kv small[] = {PAIR_ENV, KEY, {"LEDGER_CAPACITY", "1024"}, {NULL, NULL}};
+    assert_int_equal(load(small, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(
+        strstr(err, "LEDGER_RESERVE: 2048 (by default min(8192, MAX_CONNS) in a pair)"));
+    assert_non_null(strstr(err, "LEDGER_CAPACITY 1024"));
+    struct kv equal[] = {{"LEDGER_CAPACITY", "1024"}, {"LEDGER_RESERVE", "1024"}, {NULL, NULL}};
+    assert_int_equal(load(equal, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "LEDGER_RESERVE: 1024 (as set)"));
+    struct kv nan[] = {{"LEDGER_RESERVE", "lots"}, {NULL, NULL}};
+    assert_int_equal(load(nan, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "LEDGER_RESERVE: not a number"));
+#undef KEY
+}
+
+/* PURGE_TOKEN: empty by default (the route is open), kept as given. */
+static void test_purge_token(void **state)
+{
+    struct config c;
+    char err[512] = "";
+    struct kv none[] = {{NULL, NULL}};
+    assert_int_equal(load(none, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.purge_token, "");
+    struct kv set[] = {{"PURGE_TOKEN", "a-token"}, {NULL, NULL}};
+    assert_int_equal(load(set, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.purge_token, "a-token");
+    static char longer[CONFIG_TOKEN_MAX + 1];
+    memset(longer, 'x', CONFIG_TOKEN_MAX);
+    struct kv too_long[] = {{"PURGE_TOKEN", longer}, {NULL, NULL}};
+    assert_int_equal(load(too_long, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "PURGE_TOKEN: longer than"));
+}
+
 static void test_binary_exits_2(void **state)
 {
 #ifdef PAYNODE_BIN
@@ -185,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),
         cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_peer_key),
+        cmocka_unit_test(test_ledger_reserve), cmocka_unit_test(test_purge_token),
         cmocka_unit_test(test_binary_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* node/ledger: every transition and return code, dedup, PURGED, a full ledger,
  * summaries at the edges, and a randomized model test (200k events against
- * plain arrays, summaries over random windows checked by brute force).
+ * plain arrays, summaries over random windows checked by brute force), and
+ * exact sums beyond 2^63 cents.
  * Seed: TEST_SEED env, printed on failure. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,15 +71,31 @@ static int ev_purge(struct ledger *l)
     return ledger_apply(l, &ev, NULL);
 }
 
+/* A 128-bit sum in decimal, in one of four static buffers (slot). */
+static const char *cents_str(ledger_cents_sum v, int slot)
+{
+    static char buf[4][48];
+    char tmp[48];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v != 0);
+    for (int k = 0; k < n; k++)
+        buf[slot][k] = tmp[n - 1 - k];
+    buf[slot][n] = '\0';
+    return buf[slot];
+}
+
 static void assert_totals(const struct ledger *l, int64_t from, int64_t to, int64_t c0, int64_t s0,
                           int64_t c1, int64_t s1)
 {
     struct ledger_totals t;
     ledger_summary(l, from, to, &t);
     assert_true(t.count[0] == c0);
-    assert_true(t.cents[0] == s0);
+    assert_true(t.cents[0] == (ledger_cents_sum)s0);
     assert_true(t.count[1] == c1);
-    assert_true(t.cents[1] == s1);
+    assert_true(t.cents[1] == (ledger_cents_sum)s1);
 }
 
 static int setup(void **state)
@@ -322,6 +339,51 @@ static void test_full(void **state)
     ledger_free(l);
 }
 
+/* The issue-11 overflow: 92,234 payments of 1e12 (MONEY_MAX_CENTS, the API's
+ * largest amount) pass 2^63 cents. The summary stays exact and positive, for
+ * the whole time and for windows, and the heartbeat's 64-bit copy saturates. */
+static void test_sums_beyond_int64(void **state)
+{
+    enum { N = 92234, HALF = N / 2 };
+    const int64_t big = 100000000000000LL; /* 1e12 units in cents */
+    struct ledger *l = ledger_new(N + 2);
+    assert_non_null(l);
+    for (unsigned i = 0; i < N; i++) {
+        assert_int_equal(ev_accept(l, i, big, 1, 1, NULL), 0);
+        assert_int_equal(ev_record(l, i, 0, i < HALF ? 100 : 200, big, NULL), 0);
+    }
+    /* and two of INT64_MAX on the fallback: a sum of 2^64 - 2 */
+    for (unsigned i = N; i < N + 2; i++) {
+        assert_int_equal(ev_accept(l, i, INT64_MAX, 1, 1, NULL), 0);
+        assert_int_equal(ev_record(l, i, 1, 150, INT64_MAX, NULL), 0);
+    }
+    assert_true(ledger_check(l));
+    struct ledger_totals t;
+    ledger_summary(l, INT64_MIN, INT64_MAX, &t);
+    assert_true(t.count[0] == N);
+    assert_true(t.cents[0] == (ledger_cents_sum)N * (ledger_cents_sum)big);
+    assert_true(t.cents[0] > (ledger_cents_sum)INT64_MAX);
+    assert_string_equal(cents_str(t.cents[0], 0), "9223400000000000000");
+    assert_true(t.count[1] == 2);
+    assert_string_equal(cents_str(t.cents[1], 0), "18446744073709551614");
+    /* Windows are differences of two prefix sums: exact too. */
+    ledger_summary(l, 150, INT64_MAX, &t);
+    assert_true(t.count[0] == N - HALF);
+    assert_true(t.cents[0] == (ledger_cents_sum)(N - HALF) * (ledger_cents_sum)big);
+    assert_true(t.count[1] == 2);
+    ledger_summary(l, 100, 100, &t);
+    assert_true(t.count[0] == HALF && t.cents[0] == (ledger_cents_sum)HALF * (ledger_cents_sum)big);
+    assert_true(t.count[1] == 0 && t.cents[1] == 0);
+    /* The 64-bit carrier saturates instead of wrapping to a negative. */
+    ledger_summary(l, INT64_MIN, INT64_MAX, &t);
+    assert_true(ledger_cents_sum_sat64(t.cents[0]) == INT64_MAX);
+    assert_true(ledger_cents_sum_sat64(t.cents[1]) == INT64_MAX);
+    assert_true(ledger_cents_sum_sat64((ledger_cents_sum)INT64_MAX) == INT64_MAX);
+    assert_true(ledger_cents_sum_sat64(1990) == 1990);
+    assert_true(ledger_cents_sum_sat64(0) == 0);
+    ledger_free(l);
+}
+
 static void count_cb(struct payment *p, void *arg)
 {
     unsigned *seen = arg;
@@ -518,7 +580,8 @@ static void model_compare(struct ledger *l, int op)
             from = to;
             to = t;
         }
-        int64_t c[2] = {0, 0}, s[2] = {0, 0};
+        int64_t c[2] = {0, 0};
+        ledger_cents_sum s[2] = {0, 0};
         if (from <= to) {
             for (int i = 0; i < nmodel; i++) {
                 const struct mpay *m = &model[i];
@@ -531,9 +594,10 @@ static void model_compare(struct ledger *l, int op)
         struct ledger_totals t;
         ledger_summary(l, from, to, &t);
         CHECK(t.count[0] == c[0] && t.cents[0] == s[0] && t.count[1] == c[1] && t.cents[1] == s[1],
-              "summary [%" PRId64 ", %" PRId64 "]: got %" PRId64 "/%" PRId64 " %" PRId64 "/%" PRId64
-              " want %" PRId64 "/%" PRId64 " %" PRId64 "/%" PRId64,
-              from, to, t.count[0], t.cents[0], t.count[1], t.cents[1], c[0], s[0], c[1], s[1]);
+              "summary [%" PRId64 ", %" PRId64 "]: got %" PRId64 "/%s %" PRId64 "/%s"
+              " want %" PRId64 "/%s %" PRId64 "/%s",
+              from, to, t.count[0], cents_str(t.cents[0], 0), t.count[1], cents_str(t.cents[1], 1),
+              c[0], cents_str(s[0], 2), c[1], cents_str(s[1], 3));
     }
 }
 
@@ -575,8 +639,12 @@ static void run_model(uint64_t s)
         if (r < 30 || nmodel == 0) {
             ev.type = EVENT_ACCEPTED;
             random_id(ev.id);
-            ev.amount_cents = rnd() % 50 == 0 ? (int64_t)(rnd() % 1000000000000LL) + 1
-                                              : 1 + (int64_t)(rnd() % 100000);
+            /* Now and then an amount near INT64_MAX (the ledger takes any
+             * positive int64): sums then pass 2^63 and must stay exact. */
+            uint64_t kind = rnd() % 50;
+            ev.amount_cents = kind == 0   ? (int64_t)(rnd() % 1000000000000LL) + 1
+                              : kind == 1 ? INT64_MAX - (int64_t)(rnd() % 1000)
+                                          : 1 + (int64_t)(rnd() % 100000);
             if (nmodel == MODEL_CAP) {
                 want = -ENOSPC;
                 fulls++;
@@ -695,6 +763,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed, setup, teardown),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_sums_beyond_int64),
         cmocka_unit_test_setup_teardown(test_foreach_unrecorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary_edges, setup, teardown),
