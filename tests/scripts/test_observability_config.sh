@@ -145,7 +145,7 @@ EOF
 }
 
 mutant unknown_metric ops/observability/grafana/dashboards/paynode.json \
-    's.replace("paynode_dispatch_recorded_total", "paynode_dispatch_recorded_typo_total", 1)'
+    's.replace("(rate(paynode_dispatch_recorded_total", "(rate(paynode_dispatch_recorded_typo_total", 1)'
 mutant no_profile docker-compose.observability.yml \
     's.replace("    profiles: [observability]\n", "", 1)'
 mutant node_env_replaced docker-compose.observability.yml \
