@@ -19,6 +19,7 @@
 #include "node/dispatch.h"
 #include "node/health.h"
 #include "node/node.h"
+#include "node/obs.h"
 #include "node/peer.h"
 
 #define ACCEPTED_BODY "{\"status\":\"accepted\"}"
@@ -339,12 +340,24 @@ static void api_metrics(struct api *a, struct http_exchange *x)
                         (const char *[]){"processor", proc[p], NULL}, per_proc[i].v[p]);
     if (n->peer)
         peer_metrics(n->peer, &m); /* the replication samples, after ours */
+    obs_metrics(&n->obs, &m);
     int rv = metrics_error(&m);
     if (rv != 0) {
         http_reply_error(x, 500, "out of memory");
         return;
     }
     http_reply(x, 200, "Content-Type: " METRICS_CONTENT_TYPE "\r\n", b->ptr, b->len);
+}
+
+/* What the POST just handled came to, from the counter it moved (span
+ * attribute paynode.result). */
+static const char *post_result(const struct node_counters *b, const struct node_counters *a)
+{
+    return a->payments_accepted != b->payments_accepted     ? "accepted"
+           : a->payments_duplicate != b->payments_duplicate ? "duplicate"
+           : a->payments_conflict != b->payments_conflict   ? "conflict"
+           : a->payments_invalid != b->payments_invalid     ? "invalid"
+                                                            : "refused";
 }
 
 void api_init(struct api *a, struct node *n)
@@ -367,15 +380,23 @@ void api_handle(struct http_exchange *x, const struct http_request *req, void *a
     bool post = req->verb == HTTP_VERB_POST, get = req->verb == HTTP_VERB_GET;
     n->counters.http_requests++;
 
+    struct obs_req o;
+    struct node_counters before = n->counters;
     if (slice_eq(req->path, "/payments")) {
-        if (post)
+        if (post) {
+            obs_req_begin(&n->obs, &o, "POST /payments", req);
             post_payment(n, x, req);
-        else
+            const char *r = post_result(&before, &n->counters);
+            obs_req_end(&n->obs, &o, &n->obs.post, r, strcmp(r, "refused") == 0);
+        } else
             http_reply(x, 405, "Allow: POST\r\n", NULL, 0);
     } else if (slice_eq(req->path, "/payments-summary")) {
-        if (get)
+        if (get) {
+            obs_req_begin(&n->obs, &o, "GET /payments-summary", req);
             get_summary(n, x, req);
-        else
+            bool ok = n->counters.summaries != before.summaries;
+            obs_req_end(&n->obs, &o, &n->obs.summary, ok ? "answered" : "rejected", !ok);
+        } else
             http_reply(x, 405, "Allow: GET\r\n", NULL, 0);
     } else if (slice_eq(req->path, "/purge-payments")) {
         if (post)

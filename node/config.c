@@ -107,6 +107,10 @@ static const struct uint_setting uint_settings[] = {
     {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 10, 1, 1000, true},
     {"PAYNODE_TEST_DROP_BATCHES", UOFF(test_drop_batches), 0, 0, 1000, false},
     {"PEER_INSECURE", UOFF(peer_insecure), 0, 0, 1, false},
+    {"OTEL_BSP_MAX_QUEUE_SIZE", UOFF(otel_queue_size), 2048, 2, 1u << 16, false},
+    {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", UOFF(otel_batch_size), 512, 1, 1u << 16, false},
+    {"OTEL_BSP_SCHEDULE_DELAY", UOFF(otel_delay_ms), 5000, 1, 3600000, true},
+    {"OTEL_BSP_EXPORT_TIMEOUT", UOFF(otel_timeout_ms), 30000, 100, 600000, true},
 };
 
 struct str_setting {
@@ -130,6 +134,9 @@ static const struct str_setting str_settings[] = {
     {"PEER_KEY", SOFF(peer_key), "", false},
     {"PEER_KEY_FILE", SOFF(peer_key_file), "", false},
     {"PURGE_TOKEN", SOFF(purge_token), "", false},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT", SOFF(otel_endpoint), "", true},
+    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", SOFF(otel_traces_endpoint), "", true},
+    {"OTEL_SERVICE_NAME", SOFF(otel_service_name), "paynode", false},
 };
 
 #define CONFIG_KEY_MIN 32 /* bytes of key material (lib seal's SEAL_KEY_MATERIAL_MIN) */
@@ -152,6 +159,30 @@ static int read_key_file(struct config *cfg, char *err, size_t errlen)
     cfg->peer_key[n] = '\0';
     if (strlen(cfg->peer_key) != n)
         return fail(err, errlen, "PEER_KEY_FILE: holds a NUL byte");
+    return 0;
+}
+
+/* Tracing: the endpoint in use, the sampler, the batch within the queue. */
+static int otel_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err, size_t errlen)
+{
+    const char *name = env_get(get, arg, "OTEL_TRACES_SAMPLER");
+    const char *ratio = env_get(get, arg, "OTEL_TRACES_SAMPLER_ARG");
+    if (trace_sampler_parse(name, ratio, &cfg->otel_sampler) != 0)
+        return fail(err, errlen,
+                    "OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG: expected always_on, "
+                    "always_off, traceidratio, parentbased_always_on, parentbased_always_off or "
+                    "parentbased_traceidratio, and a ratio in [0, 1]: %s / %s",
+                    name ? name : "", ratio ? ratio : "");
+    if (cfg->otel_traces_endpoint[0])
+        snprintf(cfg->otel_traces_url, sizeof(cfg->otel_traces_url), "%s",
+                 cfg->otel_traces_endpoint);
+    else if (cfg->otel_endpoint[0])
+        snprintf(cfg->otel_traces_url, sizeof(cfg->otel_traces_url), "%s/v1/traces",
+                 cfg->otel_endpoint);
+    if (cfg->otel_batch_size > cfg->otel_queue_size)
+        return fail(err, errlen,
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: %u is more than OTEL_BSP_MAX_QUEUE_SIZE %u",
+                    cfg->otel_batch_size, cfg->otel_queue_size);
     return 0;
 }
 
@@ -185,6 +216,9 @@ int config_load(struct config *cfg, config_getenv_fn *get, void *arg, char *err,
     if (lvl && log_level_parse(lvl, &cfg->log_level) != 0)
         return fail(err, errlen, "LOG_LEVEL: expected debug|info|warn|error: %s", lvl);
 
+    int orv = otel_load(cfg, get, arg, err, errlen);
+    if (orv != 0)
+        return orv;
     if (cfg->server_port == 0 && cfg->server_socket[0] == '\0')
         return fail(err, errlen, "SERVER_PORT: 0 disables TCP, so SERVER_SOCKET must be set");
     if (!is_pow2(cfg->queue_capacity))
@@ -242,6 +276,22 @@ bool config_has_peer(const struct config *cfg)
     return cfg->peer_nng_url[0] != '\0';
 }
 
+static void config_log_otel(const struct config *c)
+{
+    if (!c->otel_traces_url[0]) {
+        log_fields(LOG_INFO, "config", "tracing off", "\"OTEL_EXPORTER_OTLP_ENDPOINT\":\"\"");
+        return;
+    }
+    log_fields(LOG_INFO, "config", "tracing on",
+               "\"traces_url\":\"%s\",\"OTEL_SERVICE_NAME\":\"%s\",\"OTEL_TRACES_SAMPLER\":"
+               "\"%s\",\"OTEL_TRACES_SAMPLER_ARG\":%g,\"OTEL_BSP_MAX_QUEUE_SIZE\":%u,"
+               "\"OTEL_BSP_MAX_EXPORT_BATCH_SIZE\":%u,\"OTEL_BSP_SCHEDULE_DELAY\":%u,"
+               "\"OTEL_BSP_EXPORT_TIMEOUT\":%u",
+               c->otel_traces_url, c->otel_service_name, trace_sampler_name(&c->otel_sampler),
+               c->otel_sampler.ratio, c->otel_queue_size, c->otel_batch_size, c->otel_delay_ms,
+               c->otel_timeout_ms);
+}
+
 void config_log(const struct config *c)
 {
     log_fields(LOG_INFO, "config", "effective configuration",
@@ -262,4 +312,5 @@ void config_log(const struct config *c)
                c->peer_nng_url, c->gossip_listen, c->peer_gossip, c->peer_fast_lane,
                c->stream_flush_ms, c->test_drop_batches, c->peer_key[0] ? "(set)" : "",
                c->peer_key_file, c->peer_insecure, c->purge_token[0] ? "(set)" : "");
+    config_log_otel(c);
 }

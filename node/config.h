@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/log.h"
+#include "lib/trace.h"
 
 #define CONFIG_URL_MAX 256
 #define CONFIG_PATH_MAX 108  /* sun_path */
@@ -58,6 +59,18 @@ struct config {
     unsigned peer_insecure;              /* PEER_INSECURE: 1 = a pair without a key is allowed */
     char purge_token[CONFIG_TOKEN_MAX];  /* PURGE_TOKEN: POST /purge-payments needs it in
                                             X-Rinha-Token; "" = the route is open */
+    /* Tracing (OpenTelemetry's standard variables; README "Tracing"): off unless an
+       endpoint is set. */
+    char otel_endpoint[CONFIG_URL_MAX];        /* OTEL_EXPORTER_OTLP_ENDPOINT: base URL */
+    char otel_traces_endpoint[CONFIG_URL_MAX]; /* OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: as is */
+    char otel_traces_url[CONFIG_URL_MAX + 16]; /* the one used: the traces endpoint, else the
+                                                  base + "/v1/traces"; "" = tracing off */
+    char otel_service_name[64];                /* OTEL_SERVICE_NAME, default "paynode" */
+    struct trace_sampler otel_sampler;         /* OTEL_TRACES_SAMPLER + OTEL_TRACES_SAMPLER_ARG */
+    unsigned otel_queue_size;                  /* OTEL_BSP_MAX_QUEUE_SIZE: spans held */
+    unsigned otel_batch_size;                  /* OTEL_BSP_MAX_EXPORT_BATCH_SIZE: <= queue */
+    unsigned otel_delay_ms;                    /* OTEL_BSP_SCHEDULE_DELAY: between exports */
+    unsigned otel_timeout_ms;                  /* OTEL_BSP_EXPORT_TIMEOUT: one export */
 };
 
 /* Returns the value of an environment variable, or NULL. */

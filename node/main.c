@@ -21,6 +21,7 @@
 #include "node/health.h"
 #include "node/ledger.h"
 #include "node/node.h"
+#include "node/obs.h"
 #include "node/peer.h"
 
 /* The process: the node and its signal handles. Only main() names the_proc
@@ -57,6 +58,12 @@ static void on_httpc_closed(void *arg)
     uv_walk(n->loop, on_walk_close, NULL);
 }
 
+static void on_obs_closed(void *arg)
+{
+    struct node *n = arg;
+    httpc_close(n->httpc, on_httpc_closed, n);
+}
+
 static void on_http_closed(struct http_server *s, void *arg)
 {
     struct node *n = arg;
@@ -65,7 +72,7 @@ static void on_http_closed(struct http_server *s, void *arg)
     n->health = NULL;
     dispatch_free(n->dispatch);
     n->dispatch = NULL;
-    httpc_close(n->httpc, on_httpc_closed, n);
+    obs_close(&n->obs, on_obs_closed, n); /* the last spans go out first */
 }
 
 static void on_peer_closed(void *arg)
@@ -178,6 +185,27 @@ static struct peer *make_peer(struct node *n)
     return peer_new(n->loop, &pc, n->ledger, n->dispatch, n->health, &cbs);
 }
 
+/* Histograms always; tracing when an OTLP endpoint is configured. */
+static int start_obs(struct node *n)
+{
+    const struct config *c = &n->cfg;
+    char instance[8];
+    snprintf(instance, sizeof(instance), "%u", c->node_id);
+    struct obs_config ocfg = {.traces_url = c->otel_traces_url,
+                              .service_name = c->otel_service_name,
+                              .instance_id = instance,
+                              .sampler = c->otel_sampler,
+                              .queue_size = c->otel_queue_size,
+                              .batch_size = c->otel_batch_size,
+                              .delay_ms = c->otel_delay_ms,
+                              .timeout_ms = c->otel_timeout_ms};
+    obs_init(&n->obs);
+    int rv = obs_start(&n->obs, n->loop, &ocfg);
+    if (rv != 0)
+        log_error("main", "tracing to %s: cannot start: %s", c->otel_traces_url, strerror(-rv));
+    return rv;
+}
+
 static int start(struct node *n)
 {
     struct config *c = &n->cfg;
@@ -227,6 +255,9 @@ static int start(struct node *n)
     scfg.request_deadline_ms = c->request_deadline_ms;
     scfg.max_body_bytes = 4096; /* a payment is ~80 bytes */
     api_init(&n->api, n);
+    int orv = start_obs(n);
+    if (orv != 0)
+        return orv;
     n->http = http_server_new(n->loop, &scfg, api_handle, &n->api);
     if (!n->http)
         return -ENOMEM;

@@ -11,6 +11,7 @@
 #include "node/api.h"
 #include "node/config.h"
 #include "node/ledger.h"
+#include "node/obs.h"
 #include "proto/event.h"
 
 #define NODE_MAGIC 0x4e4f4445u /* "NODE" */
@@ -51,6 +52,7 @@ struct node {
     bool stopping;        /* SIGTERM received */
     struct node_counters counters;
     struct api api; /* the HTTP routes' state (api_init()) */
+    struct obs obs; /* latency histograms and tracing (obs_init(), obs_start()) */
 };
 
 /* Makes one of our own events: sets origin and the next seq, applies it to the

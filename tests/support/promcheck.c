@@ -16,6 +16,7 @@
 struct family {
     char name[PC_NAME_MAX];
     bool help, type, samples, closed;
+    bool histogram; /* # TYPE histogram: its samples are name_bucket, _sum, _count */
 };
 
 struct pc {
@@ -108,9 +109,31 @@ static int comment(struct pc *c, const char *s, const char *end)
     size_t tl = (size_t)(end - t);
     static const char *const types[] = {"counter", "gauge", "histogram", "summary", "untyped"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (strlen(types[i]) == tl && memcmp(t, types[i], tl) == 0)
+        if (strlen(types[i]) == tl && memcmp(t, types[i], tl) == 0) {
+            f->histogram = i == 2;
             return 0;
+        }
     return fail(c, "unknown type '%.*s' for %s", (int)tl, t, f->name);
+}
+
+/* The histogram family that name (n bytes) is a _bucket, _sum or _count line
+ * of, or NULL; *bucket says which. */
+static struct family *histogram_of(struct pc *c, const char *name, size_t n, int *idx, bool *bucket)
+{
+    static const char *const sfx[] = {"_bucket", "_sum", "_count"};
+    for (int k = 0; k < 3; k++) {
+        size_t l = strlen(sfx[k]);
+        if (n <= l || memcmp(name + n - l, sfx[k], l) != 0)
+            continue;
+        for (int i = 0; i < c->nfam; i++)
+            if (c->fam[i].histogram && strlen(c->fam[i].name) == n - l &&
+                memcmp(c->fam[i].name, name, n - l) == 0) {
+                *idx = i;
+                *bucket = k == 0;
+                return &c->fam[i];
+            }
+    }
+    return NULL;
 }
 
 static int sample(struct pc *c, const char *s, const char *end)
@@ -120,9 +143,15 @@ static int sample(struct pc *c, const char *s, const char *end)
     if (n == 0)
         return fail(c, "sample does not start with a metric name");
     int idx;
-    struct family *f = family(c, s, n, &idx);
+    bool bucket = false;
+    struct family *f = histogram_of(c, s, n, &idx, &bucket);
+    if (!f)
+        f = family(c, s, n, &idx);
     if (!f)
         return fail(c, "too many families or name too long");
+    if (f->histogram && (size_t)(strlen(f->name)) == n)
+        return fail(c, "histogram %s has a sample without _bucket, _sum or _count", f->name);
+    bool has_le = false;
     if (f->closed)
         return fail(c, "samples of %s are not together", f->name);
     if (c->cur >= 0 && c->cur != idx)
@@ -143,6 +172,7 @@ static int sample(struct pc *c, const char *s, const char *end)
             size_t ln = name_len(s, end, false);
             if (ln == 0)
                 return fail(c, "bad label name");
+            has_le = has_le || (ln == 2 && memcmp(s, "le", 2) == 0);
             s += ln;
             if (s + 1 >= end || s[0] != '=' || s[1] != '"')
                 return fail(c, "expected =\" after a label name");
@@ -164,6 +194,8 @@ static int sample(struct pc *c, const char *s, const char *end)
         s++;
     }
     size_t key_len = (size_t)(s - line);
+    if (bucket && !has_le)
+        return fail(c, "%s_bucket without an le label", f->name);
     if (s >= end || *s != ' ')
         return fail(c, "expected one space before the value");
     s++;

@@ -3,7 +3,8 @@
  * most once per family and before its samples; the samples of a family
  * together; names and label names well formed; label values quoted with only
  * \\, \" and \n escapes; values are numbers; no series twice; text ends with
- * a line feed. */
+ * a line feed. A histogram family's samples are its name_bucket (with an le
+ * label), name_sum and name_count lines. */
 #ifndef TESTS_PROMCHECK_H
 #define TESTS_PROMCHECK_H
 

@@ -228,6 +228,63 @@ static void test_purge_token(void **state)
     assert_non_null(strstr(err, "PURGE_TOKEN: longer than"));
 }
 
+/* Tracing: off by default; the traces endpoint wins over the base one (which
+ * gets /v1/traces); the sampler and the batch sizes are validated. */
+static void test_otel(void **state)
+{
+    struct config c;
+    char err[256] = "";
+    struct kv none[] = {{NULL, NULL}};
+    assert_int_equal(load(none, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.otel_traces_url, "");
+    assert_string_equal(c.otel_service_name, "paynode");
+    assert_int_equal(c.otel_sampler.kind, TRACE_SAMPLER_PARENT_ALWAYS_ON);
+    assert_int_equal(c.otel_queue_size, 2048);
+    assert_int_equal(c.otel_batch_size, 512);
+    assert_int_equal(c.otel_delay_ms, 5000);
+    assert_int_equal(c.otel_timeout_ms, 30000);
+
+    struct kv base[] = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318/"},
+                        {"OTEL_SERVICE_NAME", "pay-1"},
+                        {"OTEL_TRACES_SAMPLER", "parentbased_traceidratio"},
+                        {"OTEL_TRACES_SAMPLER_ARG", "0.01"},
+                        {"OTEL_BSP_SCHEDULE_DELAY", "200ms"},
+                        {NULL, NULL}};
+    assert_int_equal(load(base, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.otel_traces_url, "http://jaeger:4318/v1/traces");
+    assert_string_equal(c.otel_service_name, "pay-1");
+    assert_int_equal(c.otel_sampler.kind, TRACE_SAMPLER_PARENT_RATIO);
+    assert_true(c.otel_sampler.ratio == 0.01);
+    assert_int_equal(c.otel_delay_ms, 200);
+    struct kv both[] = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318"},
+                        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:9000/traces"},
+                        {NULL, NULL}};
+    assert_int_equal(load(both, &c, err, sizeof(err)), 0);
+    assert_string_equal(c.otel_traces_url, "http://collector:9000/traces");
+
+    const struct {
+        struct kv env[3];
+        const char *why;
+    } bad[] = {
+        {{{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://jaeger:4318"}}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+        {{{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "jaeger:4318"}}, "not an http:// URL"},
+        {{{"OTEL_TRACES_SAMPLER", "sometimes"}}, "OTEL_TRACES_SAMPLER"},
+        {{{"OTEL_TRACES_SAMPLER", "traceidratio"}, {"OTEL_TRACES_SAMPLER_ARG", "2"}},
+         "ratio in [0, 1]"},
+        {{{"OTEL_BSP_MAX_QUEUE_SIZE", "100"}, {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200"}},
+         "more than OTEL_BSP_MAX_QUEUE_SIZE"},
+        {{{"OTEL_BSP_MAX_QUEUE_SIZE", "1"}}, "out of range"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct kv env[3];
+        memcpy(env, bad[i].env, sizeof(env));
+        err[0] = '\0';
+        assert_int_equal(load(env, &c, err, sizeof(err)), -EINVAL);
+        if (!strstr(err, bad[i].why))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].why);
+    }
+}
+
 static void test_binary_exits_2(void **state)
 {
 #ifdef PAYNODE_BIN
@@ -247,7 +304,7 @@ int main(void)
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),
         cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_ledger_reserve), cmocka_unit_test(test_purge_token),
-        cmocka_unit_test(test_binary_exits_2),
+        cmocka_unit_test(test_binary_exits_2), cmocka_unit_test(test_otel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
