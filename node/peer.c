@@ -113,13 +113,16 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
         atomic_fetch_sub(&p->pub_pipes, 1);
 }
 
-/* Our connection to the peer's stream closed: if it was the one proven to be
- * the peer's, the peer holds no connection with us any more. */
+/* Our connection to the peer's address opened or closed (nng threads): the
+ * sub socket dials one address, so one connection at a time. */
 static void on_sub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
     struct peer *p = arg;
     unsigned id = (unsigned)nng_pipe_id(pipe);
-    atomic_compare_exchange_strong(&p->peer_pipe, &id, 0u);
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        atomic_store(&p->sub_pipe, id);
+    else
+        atomic_compare_exchange_strong(&p->sub_pipe, &id, 0u);
 }
 
 /* What peer_new allocates besides p itself (any of it may be NULL). */
@@ -226,6 +229,7 @@ static int open_sockets(struct peer *p)
         return rv;
     if ((rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_ADD_POST, on_pipe_event, p)) != 0 ||
         (rv = nng_pipe_notify(p->pub, NNG_PIPE_EV_REM_POST, on_pipe_event, p)) != 0 ||
+        (rv = nng_pipe_notify(p->sub, NNG_PIPE_EV_ADD_POST, on_sub_pipe_event, p)) != 0 ||
         (rv = nng_pipe_notify(p->sub, NNG_PIPE_EV_REM_POST, on_sub_pipe_event, p)) != 0)
         return rv;
     if ((rv = nng_listen(p->pub, p->pub_url, NULL, 0)) != 0) {

@@ -77,8 +77,10 @@ struct peer {
     uv_timer_t tick;
     struct gossip *gossip;
     atomic_int pub_pipes;    /* subscribers connected to our pub socket (nng threads) */
-    atomic_uint peer_pipe;   /* id of our sub connection that delivered an authentic batch of
-                                the peer's, 0 when none or closed (nng threads clear it) */
+    atomic_uint sub_pipe;    /* id of our sub connection while it is open, else 0 (nng
+                                threads set and clear it) */
+    unsigned proven_pipe;    /* id of the sub connection that delivered an authentic batch of
+                                the peer's (loop thread); it counts while it is sub_pipe */
     uint64_t last_stream_ms; /* uv_now of our last stream batch */
 
     /* Sealing (node/seal.h): every nng message and datagram, when keyed. */

@@ -245,7 +245,10 @@ bool peer_acked(struct peer *p, uint64_t seq)
 
 bool peer_listening(const struct peer *p)
 {
-    return atomic_load(&p->peer_pipe) != 0;
+    /* A batch still queued from a connection already closed must not make
+     * it count again: compare with the connection open now. */
+    unsigned open = atomic_load(&p->sub_pipe);
+    return open != 0 && open == p->proven_pipe;
 }
 
 bool peer_may_know(const struct peer *p)
@@ -427,7 +430,7 @@ void peer_stream_on_readable(uv_poll_t *h, int status, int events)
         /* A connection counts as the peer's once it brought an authentic
          * batch of the peer's: a stranger's never does (docs/SECURITY.md). */
         if (buf && on_batch(p, buf, len, false))
-            atomic_store(&p->peer_pipe, (unsigned)nng_pipe_id(nng_msg_get_pipe(m)));
+            p->proven_pipe = (unsigned)nng_pipe_id(nng_msg_get_pipe(m));
         nng_msg_free(m);
     }
 }
