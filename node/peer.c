@@ -146,6 +146,7 @@ struct peer *peer_new(uv_loop_t *loop, const struct peer_config *cfg, struct led
     if (!p)
         return NULL;
     p->magic = PEER_MAGIC;
+    hist_init(&p->ack_wait);
     p->loop = loop;
     p->ledger = ledger;
     p->dispatch = dispatch;
@@ -395,6 +396,10 @@ void peer_metrics(const struct peer *p, struct metrics *m)
         metrics_u64(m, rows[i].name, rows[i].help, rows[i].type, rows[i].dir ? labels : NULL,
                     rows[i].v);
     }
+    metrics_histogram(m, "paynode_peer_ack_wait_seconds",
+                      "From a reply held for the peer's ack to that ack (acked replies only).",
+                      NULL, hist_bounds_s(), HIST_NBOUNDS, p->ack_wait.bucket,
+                      hist_sum_s(&p->ack_wait));
     if (p->gossip)
         gossip_metrics(p->gossip, m);
 }

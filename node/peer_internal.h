@@ -14,6 +14,7 @@
 
 #include <nng/nng.h>
 
+#include "lib/hist.h"
 #include "lib/seal.h"
 #include "node/config.h"
 #include "node/peer.h"
@@ -51,6 +52,7 @@ struct held_reply {
     peer_reply_fn *reply; /* what to answer */
     uint64_t seq;         /* our event that the peer must hold */
     uint64_t since_ms;    /* uv_now when held */
+    uint64_t since_ns;    /* uv_hrtime when held: the ack wait's histogram */
 };
 
 struct peer {
@@ -133,6 +135,7 @@ struct peer {
 
     struct held_reply *holds;
     unsigned hold_head, hold_len;
+    struct hist ack_wait; /* held reply -> the peer's ack, for those acked */
 
     uint8_t *rep_buf;              /* one repair response */
     struct snap_record *snap_recs; /* one snapshot chunk's records (SNAP_MAX_RECORDS) */

@@ -203,6 +203,7 @@ bool peer_stream_can_ack(const struct peer *p)
 void peer_stream_release_holds(struct peer *p, bool force)
 {
     uint64_t now = now_ms(p);
+    uint64_t now_ns = p->hold_len > 0 ? uv_hrtime() : 0;
     while (p->hold_len > 0) {
         struct held_reply *h = &p->holds[p->hold_head];
         bool acked = h->seq <= p->acked;
@@ -211,6 +212,8 @@ void peer_stream_release_holds(struct peer *p, bool force)
             break;
         if (!acked)
             p->st.replies_unacked++;
+        else
+            hist_add_ns(&p->ack_wait, now_ns - h->since_ns);
         struct http_exchange *x = h->x;
         peer_reply_fn *reply = h->reply;
         p->hold_head = (p->hold_head + 1) % PEER_HOLD_CAP;
@@ -229,7 +232,8 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
         return;
     }
     unsigned i = (p->hold_head + p->hold_len) % PEER_HOLD_CAP;
-    p->holds[i] = (struct held_reply){.x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p)};
+    p->holds[i] = (struct held_reply){
+        .x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p), .since_ns = uv_hrtime()};
     p->hold_len++;
     p->st.replies_held++;
     want_ack_of(p, seq);

@@ -461,6 +461,8 @@ static void test_ack_releases_held_reply(void **state)
     }
     assert_int_equal(a->p->st.replies_held, 20);
     assert_int_equal(a->p->st.replies_unacked, 0);
+    assert_int_equal(a->p->ack_wait.count, 20); /* each wait is in the histogram */
+    assert_true(a->p->ack_wait.sum_ns > 0);
     assert_true(a->p->st.datagrams_out > 0);
     assert_true(b->p->st.datagrams_in > 0);
 }
