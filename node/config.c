@@ -107,6 +107,8 @@ static const struct uint_setting uint_settings[] = {
     {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 10, 1, 1000, true},
     {"PAYNODE_TEST_DROP_BATCHES", UOFF(test_drop_batches), 0, 0, 1000, false},
     {"PEER_INSECURE", UOFF(peer_insecure), 0, 0, 1, false},
+    /* routing under overload */
+    {"OVERFLOW_DRAIN_MS", UOFF(overflow_drain_ms), 1000, 0, 60000, true},
 };
 
 struct str_setting {
@@ -229,12 +231,12 @@ void config_log(const struct config *c)
                "\"%s\",\"PEER_NNG_URL\":\"%s\","
                "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\",\"PEER_FAST_LANE\":%u,"
                "\"STREAM_FLUSH_MS\":%u,\"PAYNODE_TEST_DROP_BATCHES\":%u,\"PEER_KEY\":\"%s\","
-               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u",
+               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u,\"OVERFLOW_DRAIN_MS\":%u",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
                c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->max_conns,
                c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen, c->peer_nng_url,
                c->gossip_listen, c->peer_gossip, c->peer_fast_lane, c->stream_flush_ms,
                c->test_drop_batches, c->peer_key[0] ? "(set)" : "", c->peer_key_file,
-               c->peer_insecure);
+               c->peer_insecure, c->overflow_drain_ms);
 }

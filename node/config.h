@@ -47,6 +47,10 @@ struct config {
                                             least 32 bytes; "" = none */
     char peer_key_file[CONFIG_URL_MAX];  /* PEER_KEY_FILE: where peer_key came from, or "" */
     unsigned peer_insecure;              /* PEER_INSECURE: 1 = a pair without a key is allowed */
+    /* routing under overload (docs/ROUTING.md, "Overload") */
+    unsigned overflow_drain_ms; /* OVERFLOW_DRAIN_MS: the queue's expected drain time on the
+                                   default (at its in-flight cap) above which payments
+                                   overflow to a safe fallback; 0 = never (hold) */
 };
 
 /* Returns the value of an environment variable, or NULL. */
