@@ -97,7 +97,7 @@ static const struct uint_setting uint_settings[] = {
     {"HEALTH_CHECK_INTERVAL", UOFF(health_interval_ms), 5000, 5000, 3600000, true},
     {"REQUEST_TIMEOUT", UOFF(request_timeout_ms), 10000, 100, 600000, true},
     {"SAFE_LATENCY_MS", UOFF(safe_latency_ms), 1200, 1, 60000, true},
-    {"PROCESSOR_MAX_CONNS", UOFF(processor_max_conns), 250, 1, 4096, false},
+    {"PROCESSOR_MAX_CONNS", UOFF(processor_max_conns), 400, 1, 4096, false},
     {"QUEUE_CAPACITY", UOFF(queue_capacity), 1u << 17, 16, 1u << 24, false},
     {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
     {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},

@@ -181,7 +181,7 @@ static void test_binary_exits_2(void **state)
 }
 
 /* OVERFLOW_DRAIN_MS: 1 s by default, 0 turns overflow off (the previous
- * policy), a duration up to a minute. */
+ * policy), a duration up to a minute; PROCESSOR_MAX_CONNS sized with it. */
 static void test_overflow_drain(void **state)
 {
     struct config c;
@@ -189,6 +189,7 @@ static void test_overflow_drain(void **state)
     struct kv none[] = {{NULL, NULL}};
     assert_int_equal(config_load(&c, get, none, err, sizeof(err)), 0);
     assert_int_equal(c.overflow_drain_ms, 1000);
+    assert_int_equal(c.processor_max_conns, 400); /* 2 nodes x 400 = a processor's 800 */
     struct kv off[] = {{"OVERFLOW_DRAIN_MS", "0"}, {NULL, NULL}};
     assert_int_equal(config_load(&c, get, off, err, sizeof(err)), 0);
     assert_int_equal(c.overflow_drain_ms, 0);
