@@ -21,7 +21,8 @@
 #   --conns            measure the cost of attempts in flight instead (see above)
 #   --conns-rate R     payments/s for --conns [600]
 #   --conns-delays L   the default's delays for --conns, ms [0,500,1000]
-#   --port-base P      ports P+10..P+22 on 127.0.0.1, or 40 on when taken [33000]
+#   --port-base P      17 consecutive ports of P..P+199 on 127.0.0.1, free ones
+#                      chosen at each start (the range may be ephemeral) [33000]
 #   --work DIR         keep raw files there [a new /tmp/routing.XXXXXX]
 # Environment: BUILD_DIR [build]. Needs a build, nginx, python3 with PyYAML, root
 # with cgroup v1 (the limits).
@@ -93,17 +94,20 @@ WORK=$(cd "$WORK" && pwd)
 LOG=$WORK/routing.log
 echo "routing: raw files and logs in $WORK"
 
-# set_ports <base>: the topology's ports, base+10..base+22.
+# set_ports <base>: the topology's ports, base..base+16. TCP listeners get odd
+# ports: Linux picks even ports first for connect(), so in the ephemeral range
+# an odd port is far less likely to be held by someone's client socket (the
+# nng rep socket takes its pub port + 1, which is even; gossip is UDP).
 set_ports()
 {
-    export NGINX_PORT=$(($1 + 10)) NODE1_PORT=$(($1 + 11)) NODE2_PORT=$(($1 + 12))
-    export NODE1_NNG_PORT=$(($1 + 13)) NODE2_NNG_PORT=$(($1 + 15))
-    export NODE1_GOSSIP_PORT=$(($1 + 17)) NODE2_GOSSIP_PORT=$(($1 + 18))
-    export PROCSIM_DEFAULT_PORT=$(($1 + 21)) PROCSIM_FALLBACK_PORT=$(($1 + 22))
+    export NGINX_PORT=$1 NODE1_PORT=$(($1 + 2)) NODE2_PORT=$(($1 + 4))
+    export PROCSIM_DEFAULT_PORT=$(($1 + 6)) PROCSIM_FALLBACK_PORT=$(($1 + 8))
+    export NODE1_NNG_PORT=$(($1 + 10)) NODE2_NNG_PORT=$(($1 + 12))
+    export NODE1_GOSSIP_PORT=$(($1 + 14)) NODE2_GOSSIP_PORT=$(($1 + 16))
     DEF_URL=http://127.0.0.1:$PROCSIM_DEFAULT_PORT
     FB_URL=http://127.0.0.1:$PROCSIM_FALLBACK_PORT
 }
-set_ports "$PORT_BASE"
+set_ports $((PORT_BASE | 1))
 export BUILD_DIR LOG_LEVEL=${LOG_LEVEL:-info}
 
 TOPO_RUN_DIR=""
@@ -116,6 +120,34 @@ topo_stop()
 trap topo_stop EXIT
 trap 'exit 130' INT TERM
 
+# free_base: an odd base B in [PORT_BASE, PORT_BASE+183] whose ports B..B+16 no
+# socket holds now other than in TIME-WAIT (bind with SO_REUSEADDR ignores
+# those; the nng rep ports must be free of those too: nng's bind was refused
+# by them here), from a random start; fails when there is none.
+free_base()
+{
+    local used tw off b p ok i
+    used=" $(ss -Htan exclude time-wait 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | sort -u | tr '\n' ' ') "
+    tw=" $(ss -Htan state time-wait 2>/dev/null | awk '{n = split($3, a, ":"); print a[n]}' | sort -u | tr '\n' ' ') "
+    off=$((RANDOM % 92))
+    for i in $(seq 0 91); do
+        b=$(((PORT_BASE | 1) + 2 * ((off + i) % 92)))
+        ok=1
+        for p in $(seq "$b" $((b + 16))); do
+            [[ $used == *" $p "* ]] && ok=0 && break
+        done
+        # the nng rep sockets (pub port + 1, even) are refused even by a TIME-WAIT
+        for p in $((b + 11)) $((b + 13)); do
+            [[ $tw == *" $p "* ]] && ok=0 && break
+        done
+        [ "$ok" = 0 ] || {
+            echo "$b"
+            return 0
+        }
+    done
+    return 1
+}
+
 # topo_start <dir> <policy env, comma-separated VAR=VALUE>: the pair under the limits.
 topo_start()
 {
@@ -125,13 +157,17 @@ topo_start()
     # Our ports lie in the kernel's ephemeral range: a client socket of anyone's
     # may hold one for a while, so a failed start is tried again 40 ports on
     # (--port-base P uses P..P+199 at most).
-    local try
-    for try in 0 1 2 3 4; do
-        set_ports $((PORT_BASE + 40 * try))
+    local try base
+    for try in 1 2 3 4 5 6 7 8; do
+        base=$(free_base) || {
+            sleep 2
+            continue
+        }
+        set_ports "$base"
         env ${envs[@]+"${envs[@]}"} RUN_DIR="$dir" "$ROOT/ops/run.sh" --limits start >>"$LOG" 2>&1 &&
             return 0
         rm -rf "$dir/pids"
-        echo "routing: start failed on ports $((PORT_BASE + 40 * try))+, trying the next ones" >>"$LOG"
+        echo "routing: start failed on ports $base..$((base + 16)) (try $try), trying others" >>"$LOG"
     done
     die "ops/run.sh start failed (see $LOG and $dir/logs)"
 }
@@ -139,7 +175,7 @@ topo_start()
 # stage_list <name>: the --stages text of bench/schedules/<name>.txt.
 stage_list()
 {
-    grep -v '^[[:space:]]*\(#\|$\)' "$SCHED_DIR/$1.txt" | tr -d '[:space:]' | paste -sd ';'
+    sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$SCHED_DIR/$1.txt" | paste -sd ';'
 }
 
 "$PY" -c 'import json,sys,time; json.dump({"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "duration": int(sys.argv[1])}, open(sys.argv[2], "w"))' \

@@ -7,7 +7,7 @@
 # (~250/s). Holding at the default's cap (OVERFLOW_DRAIN_MS=0, the previous
 # policy) leaves payments queued at the end; the capacity-aware policy
 # overflows the excess to the fallback: lag 0 and no inconsistency.
-# Ports: ROUTING_PORT_BASE+10..+22 [33100] (retried 20 on when taken).
+# Ports: ROUTING_PORT_BASE..+106 [33100]: 17 from an odd base, tried 10 on when taken.
 set -euo pipefail
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD_DIR=${BUILD_DIR:-$SOURCE_DIR/build}
@@ -27,13 +27,19 @@ cleanup()
 trap cleanup EXIT
 keep=1 # until the end: a failure keeps the logs
 
+# TCP listeners on odd ports: Linux picks even ports first for connect(), so
+# in the ephemeral range odd ones are rarely held by someone's client socket.
+# nng's rep socket (pub port + 1, even) is refused even by a TIME-WAIT socket
+# on its port, so a base whose rep ports hold any socket is skipped.
+busy_ports=" $(ss -Htan 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | sort -u | tr '\n' ' ') "
 started=0
-for try in 0 1 2; do
-    b=$((base + 20 * try))
-    export NGINX_PORT=$((b + 10)) NODE1_PORT=$((b + 11)) NODE2_PORT=$((b + 12)) \
-        NODE1_NNG_PORT=$((b + 13)) NODE2_NNG_PORT=$((b + 15)) NODE1_GOSSIP_PORT=$((b + 17)) \
-        NODE2_GOSSIP_PORT=$((b + 18)) PROCSIM_DEFAULT_PORT=$((b + 21)) \
-        PROCSIM_FALLBACK_PORT=$((b + 22))
+for try in 0 1 2 3 4 5 6 7 8 9; do
+    b=$(((base | 1) + 10 * try))
+    [[ $busy_ports == *" $((b + 11)) "* || $busy_ports == *" $((b + 13)) "* ]] && continue
+    export NGINX_PORT=$b NODE1_PORT=$((b + 2)) NODE2_PORT=$((b + 4)) \
+        PROCSIM_DEFAULT_PORT=$((b + 6)) PROCSIM_FALLBACK_PORT=$((b + 8)) \
+        NODE1_NNG_PORT=$((b + 10)) NODE2_NNG_PORT=$((b + 12)) NODE1_GOSSIP_PORT=$((b + 14)) \
+        NODE2_GOSSIP_PORT=$((b + 16))
     if "$SOURCE_DIR/ops/run.sh" start >> "$work/start.log" 2>&1; then
         started=1
         break
