@@ -3,9 +3,10 @@
 
   routing.py snap OUT NAME=PID[,PID...]...  CPU time (all threads) and memory of
                                             the processes, to OUT (JSON)
-  routing.py report WORK                    one row per schedule: each policy's
-                                            net, lag, p99, inconsistencies, payments
-                                            on the fallback, overflow episodes
+  routing.py report WORK                    one row per schedule and figure: each
+                                            policy's net, gross - fees, lag, p99,
+                                            inconsistencies, payments on the
+                                            fallback, overflow episodes
   routing.py conns WORK                     the cost of attempts in flight: node CPU
                                             and memory, POST p99 per default delay
 Reads loadgen's JSON reports; computes, never starts anything."""
@@ -75,6 +76,7 @@ def run_figures(d):
         pass
     return {
         "net": float(s["net"]) if "net" in s else None,
+        "revenue": (float(s["grossAmount"]) - float(s["fees"])) if "fees" in s else None,
         "lag": s.get("lag"),
         "p99": r["requests"]["payments"]["latencyMs"]["p99"],
         "inc": r.get("inconsistencies"),
@@ -118,7 +120,8 @@ def cmd_report(work):
     head = ["schedule", "figure"] + policies
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    figures = [("net", "net score", 2), ("lag", "lag", 0), ("p99", "POST p99 ms", 2),
+    figures = [("net", "net score", 2), ("revenue", "gross - fees (net before the p99 bonus)", 2),
+               ("lag", "lag", 0), ("p99", "POST p99 ms", 2),
                ("inc", "inconsistencies", 0), ("fallback", "payments on the fallback", 0),
                ("ok", "payments accepted", 0), ("overflowEpisodes", "overflow episodes", 0)]
     for sched, cells in rows:

@@ -122,8 +122,9 @@ trap 'exit 130' INT TERM
 
 # free_base: an odd base B in [PORT_BASE, PORT_BASE+183] whose ports B..B+16 no
 # socket holds now other than in TIME-WAIT (bind with SO_REUSEADDR ignores
-# those; the nng rep ports must be free of those too: nng's bind was refused
-# by them here), from a random start; fails when there is none.
+# those), and, as a precaution, whose nng rep ports have no socket at all (we
+# did not check whether nng's listener sets SO_REUSEADDR), from a random start;
+# fails when there is none.
 free_base()
 {
     local used tw off b p ok i
@@ -136,7 +137,7 @@ free_base()
         for p in $(seq "$b" $((b + 16))); do
             [[ $used == *" $p "* ]] && ok=0 && break
         done
-        # the nng rep sockets (pub port + 1, even) are refused even by a TIME-WAIT
+        # the nng rep sockets (pub port + 1, even): no TIME-WAIT either
         for p in $((b + 11)) $((b + 13)); do
             [[ $tw == *" $p "* ]] && ok=0 && break
         done

@@ -29,13 +29,17 @@ keep=1 # until the end: a failure keeps the logs
 
 # TCP listeners on odd ports: Linux picks even ports first for connect(), so
 # in the ephemeral range odd ones are rarely held by someone's client socket.
-# nng's rep socket (pub port + 1, even) is refused even by a TIME-WAIT socket
-# on its port, so a base whose rep ports hold any socket is skipped.
-busy_ports=" $(ss -Htan 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | sort -u | tr '\n' ' ') "
+# A base with any of its ports held by a socket (other than in TIME-WAIT) now is
+# skipped; a start that still fails (taken meanwhile) moves on too.
 started=0
 for try in 0 1 2 3 4 5 6 7 8 9; do
     b=$(((base | 1) + 10 * try))
-    [[ $busy_ports == *" $((b + 11)) "* || $busy_ports == *" $((b + 13)) "* ]] && continue
+    held=" $(ss -Htan exclude time-wait 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]}' | sort -u | tr '\n' ' ') "
+    free=1
+    for p in $(seq "$b" $((b + 16))); do
+        [[ $held == *" $p "* ]] && free=0 && break
+    done
+    [ "$free" = 1 ] || continue
     export NGINX_PORT=$b NODE1_PORT=$((b + 2)) NODE2_PORT=$((b + 4)) \
         PROCSIM_DEFAULT_PORT=$((b + 6)) PROCSIM_FALLBACK_PORT=$((b + 8)) \
         NODE1_NNG_PORT=$((b + 10)) NODE2_NNG_PORT=$((b + 12)) NODE1_GOSSIP_PORT=$((b + 14)) \
@@ -46,7 +50,11 @@ for try in 0 1 2 3 4 5 6 7 8 9; do
     fi
     rm -rf "$RUN_DIR/pids" # a port was taken (ephemeral range): the next ones
 done
-[ "$started" = 1 ] || { tail -20 "$work/start.log"; exit 1; }
+[ "$started" = 1 ] || {
+    echo "FAIL: no free ports in $base..$((base + 106)) (or every start failed)"
+    tail -20 "$work/start.log" 2> /dev/null
+    exit 1
+}
 
 # 25 s of the final's ramp with 250 users; the default at 1 s for the last 40%.
 "$BUILD_DIR/loadgen" --target "http://127.0.0.1:$NGINX_PORT" \
