@@ -97,20 +97,22 @@ static const struct uint_setting uint_settings[] = {
     {"HEALTH_CHECK_INTERVAL", UOFF(health_interval_ms), 5000, 5000, 3600000, true},
     {"REQUEST_TIMEOUT", UOFF(request_timeout_ms), 10000, 100, 600000, true},
     {"SAFE_LATENCY_MS", UOFF(safe_latency_ms), 1200, 1, 60000, true},
-    {"PROCESSOR_MAX_CONNS", UOFF(processor_max_conns), 250, 1, 4096, false},
+    {"PROCESSOR_MAX_CONNS", UOFF(processor_max_conns), 400, 1, 4096, false},
     {"QUEUE_CAPACITY", UOFF(queue_capacity), 1u << 17, 16, 1u << 24, false},
     {"LEDGER_CAPACITY", UOFF(ledger_capacity), 1u << 20, 1024, 1u << 26, false},
     {"MAX_CONNS", UOFF(max_conns), 2048, 4, 65536, false},
     {"IDLE_TIMEOUT", UOFF(idle_timeout_ms), 60000, 100, 3600000, true},
     {"REQUEST_READ_DEADLINE", UOFF(request_deadline_ms), 10000, 100, 600000, true},
     {"PEER_FAST_LANE", UOFF(peer_fast_lane), 1, 0, 1, false},
-    {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 10, 1, 1000, true},
+    {"STREAM_FLUSH_MS", UOFF(stream_flush_ms), 25, 1, 1000, true},
     {"PAYNODE_TEST_DROP_BATCHES", UOFF(test_drop_batches), 0, 0, 1000, false},
     {"PEER_INSECURE", UOFF(peer_insecure), 0, 0, 1, false},
     {"OTEL_BSP_MAX_QUEUE_SIZE", UOFF(otel_queue_size), 2048, 2, 1u << 16, false},
     {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", UOFF(otel_batch_size), 512, 1, 1u << 16, false},
     {"OTEL_BSP_SCHEDULE_DELAY", UOFF(otel_delay_ms), 5000, 1, 3600000, true},
     {"OTEL_BSP_EXPORT_TIMEOUT", UOFF(otel_timeout_ms), 30000, 100, 600000, true},
+    /* routing under overload */
+    {"OVERFLOW_DRAIN_MS", UOFF(overflow_drain_ms), 1000, 0, 60000, true},
 };
 
 struct str_setting {
@@ -304,13 +306,15 @@ void config_log(const struct config *c)
                "\"%s\",\"PEER_NNG_URL\":\"%s\","
                "\"GOSSIP_LISTEN\":\"%s\",\"PEER_GOSSIP\":\"%s\",\"PEER_FAST_LANE\":%u,"
                "\"STREAM_FLUSH_MS\":%u,\"PAYNODE_TEST_DROP_BATCHES\":%u,\"PEER_KEY\":\"%s\","
-               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u,\"PURGE_TOKEN\":\"%s\"",
+               "\"PEER_KEY_FILE\":\"%s\",\"PEER_INSECURE\":%u,\"PURGE_TOKEN\":\"%s\",\"OVERFLOW_"
+               "DRAIN_MS\":%u",
                c->node_id, c->server_host, c->server_port, c->server_socket, c->default_url,
                c->fallback_url, c->health_interval_ms, c->request_timeout_ms, c->safe_latency_ms,
                c->processor_max_conns, c->queue_capacity, c->ledger_capacity, c->ledger_reserve,
                c->max_conns, c->idle_timeout_ms, c->request_deadline_ms, c->nng_listen,
                c->peer_nng_url, c->gossip_listen, c->peer_gossip, c->peer_fast_lane,
                c->stream_flush_ms, c->test_drop_batches, c->peer_key[0] ? "(set)" : "",
-               c->peer_key_file, c->peer_insecure, c->purge_token[0] ? "(set)" : "");
+               c->peer_key_file, c->peer_insecure, c->purge_token[0] ? "(set)" : "",
+               c->overflow_drain_ms);
     config_log_otel(c);
 }

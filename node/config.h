@@ -71,6 +71,10 @@ struct config {
     unsigned otel_batch_size;                  /* OTEL_BSP_MAX_EXPORT_BATCH_SIZE: <= queue */
     unsigned otel_delay_ms;                    /* OTEL_BSP_SCHEDULE_DELAY: between exports */
     unsigned otel_timeout_ms;                  /* OTEL_BSP_EXPORT_TIMEOUT: one export */
+    /* routing under overload (docs/ROUTING.md, "Overload") */
+    unsigned overflow_drain_ms; /* OVERFLOW_DRAIN_MS: the queue's expected drain time on the
+                                   default (at its in-flight cap) above which payments
+                                   overflow to a safe fallback; 0 = never (hold) */
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -118,6 +118,8 @@ struct dispatch {
     uint64_t stop_deadline;
     bool holding;
     uint64_t hold_since;
+    bool overflowing;          /* an overflow episode is on (logged at start and end) */
+    uint64_t overflow_last_ms; /* loop ms of the last payment overflowed */
     bool pair_on;
     bool kicked; /* re-check acking jobs on the next prepare pass */
     struct dispatch_pair pair;
@@ -813,6 +815,47 @@ static void hold_end(struct dispatch *d, uint64_t now)
     }
 }
 
+/* What the capacity-aware policy weighs (health_view_route()). */
+static void load_of(const struct dispatch *d, struct health_load *l)
+{
+    l->queued = d->q.count + d->tq.count; /* taken-over payments wait for the default too */
+    for (int p = 0; p < LEDGER_NPROC; p++) {
+        l->busy[p] = busy(d, p);
+        l->cap[p] = d->cfg.max_in_flight[p];
+    }
+}
+
+/* An overflow episode (the default full and its queue too long to wait for:
+ * payments go to the fallback) is logged when it starts and once no payment
+ * has overflowed for DISPATCH_OVERFLOW_QUIET_MS, not per payment. */
+#define DISPATCH_OVERFLOW_QUIET_MS 1000
+
+static void overflow_started(struct dispatch *d, const struct health_view *v,
+                             const struct health_load *l, uint64_t now)
+{
+    d->overflow_last_ms = now;
+    d->stats.overflowed++;
+    if (d->overflowing)
+        return;
+    d->overflowing = true;
+    log_fields(LOG_INFO, "dispatch", "overflow to the fallback started",
+               "\"queued\":%" PRIu32 ",\"drainMs\":%" PRIu64 ",\"defaultPerS\":%" PRIu32
+               ",\"boundMs\":%" PRIu32,
+               l->queued, health_view_drain_ms(v, l, now),
+               health_view_capacity_per_s(v, LEDGER_DEFAULT, l->cap[LEDGER_DEFAULT], now),
+               v->overflow_ms);
+}
+
+static void overflow_check_end(struct dispatch *d, uint64_t now)
+{
+    if (!d->overflowing || now - d->overflow_last_ms < DISPATCH_OVERFLOW_QUIET_MS)
+        return;
+    d->overflowing = false;
+    log_fields(LOG_INFO, "dispatch", "overflow to the fallback ended",
+               "\"queued\":%" PRIu32 ",\"overflowed\":%" PRIu64, d->q.count + d->tq.count,
+               d->stats.overflowed);
+}
+
 static void pump(struct dispatch *d, bool with_waiting)
 {
     if (!can_start(d))
@@ -852,9 +895,16 @@ static void pump(struct dispatch *d, bool with_waiting)
                 break;
             continue;
         }
-        if (!has_room(d, p))
+        if (!d->free_jobs.head)
             break;
-        if (send_next(d, &d->q, p, false, now) != 0)
+        struct health_load load;
+        load_of(d, &load);
+        int r = health_view_route(v, &load, now);
+        if (r == HEALTH_WAIT || r == HEALTH_HOLD)
+            break;
+        if (r != p)
+            overflow_started(d, v, &load, now);
+        if (send_next(d, &d->q, r, false, now) != 0)
             break;
     }
     if (d->q.count == 0)
@@ -889,6 +939,7 @@ static void on_tick(uv_timer_t *t)
     struct dispatch *d = container_of(t, struct dispatch, tick);
     DISPATCH_CHECK(d);
     pump(d, true);
+    overflow_check_end(d, uv_now(d->loop));
     check_stopped(d);
 }
 

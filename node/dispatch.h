@@ -176,6 +176,9 @@ struct dispatch_stats {
     uint64_t conflicts;                /* RECORDED refused: recorded by the other processor */
     uint64_t held_ms;                  /* total ms payments waited with both processors held */
     uint64_t hold_episodes;            /* times the policy started holding */
+    uint64_t overflowed;               /* payments sent to the fallback because the default
+                                          was at its cap with too long a queue to drain
+                                          (health_view_route()) */
 };
 void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *out);
 

@@ -39,6 +39,11 @@ void health_config_default(struct health_config *cfg)
     cfg->stale_ms = 11000;
     cfg->error_threshold = 3;
     cfg->probe_interval_ms = 1000;
+    /* At the end of a run the queue then empties within overflow + the
+     * default's latency (at most SAFE_LATENCY_MS): 2.2 s, inside the 3 s the
+     * summaries come after; docs/ROUTING.md, "Overload", and
+     * docs/BENCHMARKS.md §6 for the measurement. */
+    cfg->overflow_ms = 1000;
 }
 
 /* ---------------- pure policy ---------------- */
@@ -50,6 +55,7 @@ void health_view_init(struct health_view *v, const struct health_config *cfg)
     v->stale_ms = cfg->stale_ms;
     v->error_threshold = cfg->error_threshold ? cfg->error_threshold : 1;
     v->probe_interval_ms = cfg->probe_interval_ms;
+    v->overflow_ms = cfg->overflow_ms;
 }
 
 static void sample_latency(struct health_proc *pr, uint32_t s, uint64_t now_ms)
@@ -167,6 +173,51 @@ int health_view_choose(const struct health_view *v, uint64_t now_ms)
     if (health_view_assess(v, LEDGER_FALLBACK, now_ms) == HEALTH_OK)
         return LEDGER_FALLBACK;
     return HEALTH_HOLD;
+}
+
+uint32_t health_view_capacity_per_s(const struct health_view *v, int p, uint32_t cap,
+                                    uint64_t now_ms)
+{
+    assert(p >= 0 && p < LEDGER_NPROC);
+    uint64_t e = health_view_expected_ms(v, p, now_ms);
+    if (e == 0)
+        e = 1;
+    uint64_t r = (uint64_t)cap * 1000 / e;
+    return r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
+}
+
+uint64_t health_view_drain_ms(const struct health_view *v, const struct health_load *l,
+                              uint64_t now_ms)
+{
+    assert(l->cap[LEDGER_DEFAULT] > 0);
+    uint64_t e = health_view_expected_ms(v, LEDGER_DEFAULT, now_ms);
+    if (e == 0)
+        e = 1;
+    return (uint64_t)l->queued * e / l->cap[LEDGER_DEFAULT];
+}
+
+static bool has_room_for(const struct health_load *l, int p)
+{
+    return l->busy[p] < l->cap[p];
+}
+
+int health_view_route(const struct health_view *v, const struct health_load *l, uint64_t now_ms)
+{
+    int p = health_view_choose(v, now_ms);
+    if (p == HEALTH_HOLD)
+        return HEALTH_HOLD;
+    if (has_room_for(l, p))
+        return p;
+    if (p != LEDGER_DEFAULT || v->overflow_ms == 0)
+        return HEALTH_WAIT;
+    /* The default is usable but full: a queued payment waits about
+     * queued * latency / cap for it. Past the bound, the fallback takes the
+     * excess, if it is itself safe (never an unknown fate the audit can see). */
+    if (health_view_drain_ms(v, l, now_ms) > v->overflow_ms &&
+        health_view_assess(v, LEDGER_FALLBACK, now_ms) == HEALTH_OK &&
+        has_room_for(l, LEDGER_FALLBACK))
+        return LEDGER_FALLBACK;
+    return HEALTH_WAIT;
 }
 
 bool health_view_should_probe(const struct health_view *v, int p, uint64_t now_ms)

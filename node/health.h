@@ -21,6 +21,7 @@
 struct httpc;
 
 #define HEALTH_HOLD (-1) /* health_choose(): send to neither processor now */
+#define HEALTH_WAIT (-2) /* health_view_route(): the chosen processor is at its cap; wait */
 
 struct health_config {
     const char *url[LEDGER_NPROC]; /* base URLs, no trailing slash; copied by health_new() */
@@ -30,10 +31,12 @@ struct health_config {
     unsigned stale_ms;             /* latency/failing info older than this may be probed */
     unsigned error_threshold;      /* consecutive errors that mark a processor failing */
     unsigned probe_interval_ms;    /* at most one probe payment per processor this often */
+    unsigned overflow_ms;          /* the default's expected drain time of the queue above
+                                      which payments overflow to the fallback; 0 = never */
 };
 
 /* interval 5000, poll timeout 6000, safe latency 1200, stale 11000,
- * errors 3, probe 1000. */
+ * errors 3, probe 1000, overflow 1000. */
 void health_config_default(struct health_config *cfg);
 
 /* Why a processor is not usable (health_assess()). */
@@ -75,6 +78,15 @@ struct health_view {
     uint32_t stale_ms;
     uint32_t error_threshold;
     uint32_t probe_interval_ms;
+    uint32_t overflow_ms; /* 0 = never overflow (hold at the default's cap) */
+};
+
+/* What dispatch holds against the processors' capacity, for
+ * health_view_route(). Per node: each node of a pair counts its own. */
+struct health_load {
+    uint32_t queued;             /* payments waiting for their first attempt */
+    uint32_t busy[LEDGER_NPROC]; /* attempts counting against each cap now */
+    uint32_t cap[LEDGER_NPROC];  /* in-flight cap per processor (> 0) */
 };
 
 /* Kinds of observation dispatch reports. */
@@ -108,6 +120,29 @@ enum health_verdict health_view_assess(const struct health_view *v, int p, uint6
 /* LEDGER_DEFAULT if the default is usable, else LEDGER_FALLBACK if it is,
  * else HEALTH_HOLD. */
 int health_view_choose(const struct health_view *v, uint64_t now_ms);
+
+/* Payments per second processor p can take now at `cap` attempts in flight,
+ * by Little's law: cap / expected latency (the latency taken as at least
+ * 1 ms). */
+uint32_t health_view_capacity_per_s(const struct health_view *v, int p, uint32_t cap,
+                                    uint64_t now_ms);
+
+/* Expected time for the default to drain l->queued payments at its capacity:
+ * queued * expected latency / cap, in ms. */
+uint64_t health_view_drain_ms(const struct health_view *v, const struct health_load *l,
+                              uint64_t now_ms);
+
+/* Where the next queued payment goes given the load (the capacity-aware
+ * policy; docs/ROUTING.md, "Overload"):
+ *  - health_view_choose() says hold: HEALTH_HOLD;
+ *  - the chosen processor has room (busy < cap): that one;
+ *  - the default is chosen but at its cap, overflow is on (overflow_ms > 0),
+ *    the queue's drain time on the default exceeds overflow_ms, and the
+ *    fallback is usable (HEALTH_OK: the audit-margin rules) and has room:
+ *    LEDGER_FALLBACK;
+ *  - otherwise HEALTH_WAIT (a slot frees when an attempt ends).
+ * Never returns a processor that is not HEALTH_OK or that is at its cap. */
+int health_view_route(const struct health_view *v, const struct health_load *l, uint64_t now_ms);
 
 /* Whether one real payment may be sent to p now although p is not chosen, to
  * discover a recovery between checker polls: p is not usable, nothing is in

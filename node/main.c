@@ -231,6 +231,7 @@ static int start(struct node *n)
     hcfg.url[LEDGER_FALLBACK] = c->fallback_url;
     hcfg.interval_ms = c->health_interval_ms;
     hcfg.safe_latency_ms = c->safe_latency_ms;
+    hcfg.overflow_ms = c->overflow_drain_ms;
     n->health = health_new(n->loop, &hcfg, n->httpc);
     if (!n->health)
         return -ENOMEM;

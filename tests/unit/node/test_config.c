@@ -298,6 +298,27 @@ static void test_binary_exits_2(void **state)
 #endif
 }
 
+/* OVERFLOW_DRAIN_MS: 1 s by default, 0 turns overflow off (the previous
+ * policy), a duration up to a minute; PROCESSOR_MAX_CONNS sized with it. */
+static void test_overflow_drain(void **state)
+{
+    struct config c;
+    char err[256] = "";
+    struct kv none[] = {{NULL, NULL}};
+    assert_int_equal(config_load(&c, get, none, err, sizeof(err)), 0);
+    assert_int_equal(c.overflow_drain_ms, 1000);
+    assert_int_equal(c.processor_max_conns, 400); /* 2 nodes x 400 = a processor's 800 */
+    struct kv off[] = {{"OVERFLOW_DRAIN_MS", "0"}, {NULL, NULL}};
+    assert_int_equal(config_load(&c, get, off, err, sizeof(err)), 0);
+    assert_int_equal(c.overflow_drain_ms, 0);
+    struct kv secs[] = {{"OVERFLOW_DRAIN_MS", "2s"}, {NULL, NULL}};
+    assert_int_equal(config_load(&c, get, secs, err, sizeof(err)), 0);
+    assert_int_equal(c.overflow_drain_ms, 2000);
+    struct kv big[] = {{"OVERFLOW_DRAIN_MS", "61s"}, {NULL, NULL}};
+    assert_int_equal(config_load(&c, get, big, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "OVERFLOW_DRAIN_MS"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_ledger_reserve), cmocka_unit_test(test_purge_token),
         cmocka_unit_test(test_binary_exits_2), cmocka_unit_test(test_otel),
+        cmocka_unit_test(test_overflow_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,6 +125,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.safe_latency_ms, 1200);
     assert_true(cfg.stale_ms > 2 * cfg.interval_ms);
     assert_int_equal(cfg.error_threshold, 3);
+    assert_int_equal(cfg.overflow_ms, 1000);
 }
 
 /* Each situation alone, as the default (fallback unknown = usable). */
@@ -179,6 +180,235 @@ static void test_pairs(void **state)
         }
     }
     assert_true(held > 0 && to_default > 0 && to_fallback > 0);
+}
+
+/* ---- the capacity-aware route (health_view_route()): overflow ---- */
+
+#define BOUND 1000u /* overflow_ms in these rows */
+
+struct route_row {
+    const char *name;
+    struct health_proc def, fb;
+    struct health_load load;
+    uint32_t overflow_ms;
+    int want;
+};
+
+/* Shorthands: a processor observed answering in ms; a load. */
+#define ANS(ms) LAT(ms, 100), OK_AT(100)
+#define LOAD(q, bd, bf, cd, cf)                                                                    \
+    {                                                                                              \
+        .queued = (q), .busy = {(bd), (bf)}, .cap = {(cd), (cf) }                                  \
+    }
+
+static const struct route_row route_rows[] = {
+    /* the default has room: it takes the payment, whatever the queue */
+    {"default fast, room", {ANS(5)}, {ANS(5)}, LOAD(10, 0, 0, 250, 250), BOUND, LEDGER_DEFAULT},
+    {"default 1 s, room, long queue",
+     {ANS(1000)},
+     {ANS(5)},
+     LOAD(5000, 249, 0, 250, 250),
+     BOUND,
+     LEDGER_DEFAULT},
+    /* the default full: wait while the queue drains within the bound */
+    {"default fast, full, short drain",
+     {ANS(5)},
+     {ANS(5)},
+     LOAD(1000, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"default 1 s, full, drain 1000 ms = bound",
+     {ANS(1000)},
+     {ANS(5)},
+     LOAD(250, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"default 1 s, full, drain 1004 ms > bound",
+     {ANS(1000)},
+     {ANS(5)},
+     LOAD(251, 250, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"default 500 ms, full, 2000 queued: drain 4 s",
+     {ANS(500)},
+     {ANS(5)},
+     LOAD(2000, 250, 10, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"default 500 ms, cap 400, 600 queued: drain 750 ms",
+     {ANS(500)},
+     {ANS(5)},
+     LOAD(600, 400, 0, 400, 400),
+     BOUND,
+     HEALTH_WAIT},
+    {"default at the safe limit, full, long queue",
+     {ANS(SAFE)},
+     {ANS(5)},
+     LOAD(1000, 250, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"default fast by its estimate, in flight for 900 ms, full",
+     {ANS(5), INFL(250, 900)},
+     {ANS(5)},
+     LOAD(300, 250, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    /* overflow only to a fallback that is safe, and has room */
+    {"overflow wanted, fallback slow",
+     {ANS(1000)},
+     {ANS(1500)},
+     LOAD(2000, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"overflow wanted, fallback failing",
+     {ANS(1000)},
+     {CHK(true, 5, 1000)},
+     LOAD(2000, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"overflow wanted, fallback failing and slow",
+     {ANS(1000)},
+     {CHK(true, 3000, 1000)},
+     LOAD(2000, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"overflow wanted, fallback request in flight for 1300 ms",
+     {ANS(1000)},
+     {ANS(5), INFL(3, 1300)},
+     LOAD(2000, 250, 3, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"overflow wanted, fallback full",
+     {ANS(1000)},
+     {ANS(5)},
+     LOAD(2000, 250, 250, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"overflow wanted, fallback 1 s with room",
+     {ANS(1000)},
+     {ANS(1000)},
+     LOAD(2000, 250, 100, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"overflow wanted, nothing known of the fallback",
+     {ANS(1000)},
+     {0},
+     LOAD(2000, 250, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    /* overflow off: the previous policy (hold at the default's cap) */
+    {"overflow off, default 1 s, full, long queue",
+     {ANS(1000)},
+     {ANS(5)},
+     LOAD(5000, 250, 0, 250, 250),
+     0,
+     HEALTH_WAIT},
+    /* the default not usable: the fallback as before, if it has room */
+    {"default slow, fallback room",
+     {ANS(1500)},
+     {ANS(5)},
+     LOAD(1, 0, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"default slow, fallback full",
+     {ANS(1500)},
+     {ANS(5)},
+     LOAD(5000, 0, 250, 250, 250),
+     BOUND,
+     HEALTH_WAIT},
+    {"default failing, fallback room",
+     {CHK(true, 5, 1000)},
+     {ANS(5)},
+     LOAD(1, 0, 0, 250, 250),
+     BOUND,
+     LEDGER_FALLBACK},
+    {"both slow: hold", {ANS(1500)}, {ANS(1500)}, LOAD(5000, 0, 0, 250, 250), BOUND, HEALTH_HOLD},
+    {"default failing, fallback slow: hold",
+     {CHK(true, 5, 1000)},
+     {ANS(2000)},
+     LOAD(5000, 0, 0, 250, 250),
+     BOUND,
+     HEALTH_HOLD},
+};
+
+#define NROUTE (sizeof(route_rows) / sizeof(route_rows[0]))
+
+static void test_route_table(void **state)
+{
+    for (size_t i = 0; i < NROUTE; i++) {
+        const struct route_row *r = &route_rows[i];
+        struct health_view v;
+        view_with(&v, &r->def, &r->fb);
+        v.overflow_ms = r->overflow_ms;
+        int got = health_view_route(&v, &r->load, NOW);
+        if (got != r->want)
+            fail_msg("%s: route %d, want %d", r->name, got, r->want);
+    }
+}
+
+static void test_capacity_and_drain(void **state)
+{
+    struct health_proc d = {ANS(1000)}, f = {ANS(5)}, none = {0};
+    struct health_view v;
+    view_with(&v, &d, &f);
+    /* Little's law: 250 in flight at 1 s each is 250 payments/s */
+    assert_int_equal(health_view_capacity_per_s(&v, LEDGER_DEFAULT, 250, NOW), 250);
+    assert_int_equal(health_view_capacity_per_s(&v, LEDGER_FALLBACK, 250, NOW), 50000);
+    struct health_load l = LOAD(500, 250, 0, 250, 250);
+    assert_int_equal(health_view_drain_ms(&v, &l, NOW), 2000);
+    /* nothing known: latency taken as 1 ms, never a division by zero */
+    view_with(&v, &none, &none);
+    assert_int_equal(health_view_capacity_per_s(&v, LEDGER_DEFAULT, 400, NOW), 400000);
+    assert_int_equal(health_view_drain_ms(&v, &l, NOW), 2);
+}
+
+/* Every (default, fallback) pair of the single-processor table, under loads
+ * from idle to a long queue with either side full: the route never picks a
+ * processor that is not usable or that is full; with overflow off it is the
+ * previous policy (health_view_choose(), or wait at the cap); it picks the
+ * fallback over a usable default only when the default is full and its drain
+ * time exceeds the bound. */
+static void test_route_pairs(void **state)
+{
+    static const struct health_load loads[] = {
+        LOAD(0, 0, 0, 250, 250),      LOAD(10, 100, 0, 250, 250),     LOAD(200, 250, 0, 250, 250),
+        LOAD(5000, 250, 0, 250, 250), LOAD(5000, 250, 250, 250, 250), LOAD(5000, 0, 250, 250, 250),
+        LOAD(800, 400, 30, 400, 400),
+    };
+    static const uint32_t bounds[] = {0, 250, BOUND, 3000};
+    unsigned overflowed = 0;
+    for (size_t i = 0; i < NSCEN; i++) {
+        for (size_t k = 0; k < NSCEN; k++) {
+            for (size_t li = 0; li < sizeof(loads) / sizeof(loads[0]); li++) {
+                for (size_t bi = 0; bi < sizeof(bounds) / sizeof(bounds[0]); bi++) {
+                    const struct health_load *l = &loads[li];
+                    struct health_view v;
+                    view_with(&v, &scenarios[i].st, &scenarios[k].st);
+                    v.overflow_ms = bounds[bi];
+                    int choice = health_view_choose(&v, NOW);
+                    int got = health_view_route(&v, l, NOW);
+                    if (got == LEDGER_DEFAULT || got == LEDGER_FALLBACK) {
+                        assert_int_equal(health_view_assess(&v, got, NOW), HEALTH_OK);
+                        assert_true(l->busy[got] < l->cap[got]);
+                    }
+                    if (choice == HEALTH_HOLD) {
+                        assert_int_equal(got, HEALTH_HOLD);
+                        continue;
+                    }
+                    bool overflow = choice == LEDGER_DEFAULT && got == LEDGER_FALLBACK;
+                    if (bounds[bi] == 0)
+                        assert_int_equal(got,
+                                         l->busy[choice] < l->cap[choice] ? choice : HEALTH_WAIT);
+                    if (overflow) {
+                        assert_true(l->busy[LEDGER_DEFAULT] >= l->cap[LEDGER_DEFAULT]);
+                        assert_true(health_view_drain_ms(&v, l, NOW) > bounds[bi]);
+                        overflowed++;
+                    }
+                }
+            }
+        }
+    }
+    assert_true(overflowed > 0);
 }
 
 static void test_observe_estimator(void **state)
@@ -281,6 +511,8 @@ int main(void)
         cmocka_unit_test(test_config_defaults), cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_pairs),           cmocka_unit_test(test_observe_estimator),
         cmocka_unit_test(test_settle),          cmocka_unit_test(test_remote_freshness),
+        cmocka_unit_test(test_route_table),     cmocka_unit_test(test_capacity_and_drain),
+        cmocka_unit_test(test_route_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
