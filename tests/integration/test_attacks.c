@@ -9,7 +9,7 @@
  * PEER_INSECURE=1 says loudly what it gives up.
  * The raw-socket parts (watching the pair's datagrams, spoofing the peer's
  * address) need CAP_NET_RAW; without it they are skipped with a message and
- * the rest still runs. ATTACK_PORT_BASE/ATTACK_PORT_SPAN choose where the
+ * the rest still runs. TOPO_PORT_BASE/TOPO_PORT_SPAN choose where the
  * nodes' nng and gossip ports are picked (default 20000/12000). */
 #include <errno.h>
 #include <inttypes.h>
@@ -99,38 +99,6 @@ static int reset_sims(void **state)
 
 /* ---- the pair ------------------------------------------------------------ */
 
-static bool port_free(int port, int type)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static int env_int(const char *name, int dflt)
-{
-    const char *s = getenv(name);
-    return s && *s ? atoi(s) : dflt;
-}
-
-/* A port p with p and p + 1 free for TCP and UDP (nng needs pub and rep;
- * gossip one UDP port), below the kernel's ephemeral range by default. */
-static int free_port_pair(void)
-{
-    int base = env_int("ATTACK_PORT_BASE", 20000), span = env_int("ATTACK_PORT_SPAN", 12000);
-    for (int i = 0; i < 400; i++) {
-        int p = base + rand() % (span - 1);
-        if (port_free(p, SOCK_STREAM) && port_free(p + 1, SOCK_STREAM) &&
-            port_free(p, SOCK_DGRAM) && port_free(p + 1, SOCK_DGRAM))
-            return p;
-    }
-    fail_msg("no free port pair");
-    return -1;
-}
-
 static void node_start(struct pair *pr, int i)
 {
     char id[32], lis[64], peer[64], glis[64], gpeer[64], log[64];
@@ -161,8 +129,8 @@ static void pair_start(struct pair *pr)
 {
     memset(pr, 0, sizeof(*pr));
     for (int i = 0; i < 2; i++) {
-        pr->nng[i] = free_port_pair();
-        pr->gossip[i] = free_port_pair();
+        pr->nng[i] = topo_free_port_pair();
+        pr->gossip[i] = topo_free_port_pair();
     }
     node_start(pr, 0);
     node_start(pr, 1);
@@ -183,29 +151,12 @@ static void kill_node(struct pair *pr, int i)
     assert_int_equal(proc_wait_exit(&pr->node[i].proc, 5000), 128 + SIGKILL);
 }
 
-static int64_t metric(const struct topo_node *n, const char *name)
-{
-    static char body[65536];
-    struct tclient_resp r;
-    assert_int_equal(
-        tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body, sizeof(body)), 0);
-    assert_int_equal(r.status, 200);
-    assert_false(r.truncated);
-    size_t nl = strlen(name);
-    for (char *line = body; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
-            return strtoll(line + nl + 1, NULL, 10);
-    fail_msg("metric %s not found", name);
-    return -1;
-}
-
 /* Polls until the metric reaches at least want (or timeout); returns the last value. */
 static int64_t wait_metric(const struct topo_node *n, const char *name, int64_t want,
                            int timeout_ms)
 {
     int64_t t0 = topo_now_ms(), v;
-    while ((v = metric(n, name)) < want && topo_now_ms() - t0 < timeout_ms)
+    while ((v = topo_metric(n, name)) < want && topo_now_ms() - t0 < timeout_ms)
         topo_sleep_ms(50);
     return v;
 }
@@ -279,8 +230,8 @@ static void assert_converges(const struct pair *pr)
     topo_sleep_ms(200);
     assert_all_agree(pr, BOTH);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(metric(&pr->node[i], "paynode_peer_alive"), 1);
-        assert_int_equal(metric(&pr->node[i], "paynode_peer_keyed"), 1);
+        assert_int_equal(topo_metric(&pr->node[i], "paynode_peer_alive"), 1);
+        assert_int_equal(topo_metric(&pr->node[i], "paynode_peer_keyed"), 1);
     }
 }
 
@@ -442,8 +393,8 @@ static void test_forged_heartbeats(void **state)
     uint64_t huge = UINT64_C(1) << 62;
 
     const struct topo_node *n2 = &pr.node[1];
-    int64_t foreign0 = metric(n2, M_G_FOREIGN), unauth0 = metric(n2, M_G_UNAUTH);
-    int64_t takeovers0 = metric(n2, "paynode_peer_takeovers_total");
+    int64_t foreign0 = topo_metric(n2, M_G_FOREIGN), unauth0 = topo_metric(n2, M_G_UNAUTH);
+    int64_t takeovers0 = topo_metric(n2, "paynode_peer_takeovers_total");
     int stranger = stranger_udp(0);
     bool spoofing = true;
     int sent_foreign = 0, sent_spoofed = 0;
@@ -486,30 +437,31 @@ static void test_forged_heartbeats(void **state)
     topo_sleep_ms(300);
     /* Node 1 is still node 2's live peer, its real heartbeats still count,
      * nothing was taken over, one node polls the processors. */
-    int64_t rx = metric(n2, M_G_RECEIVED);
+    int64_t rx = topo_metric(n2, M_G_RECEIVED);
     topo_sleep_ms(500);
-    assert_true(metric(n2, M_G_RECEIVED) > rx + 2);
-    assert_int_equal(metric(n2, "paynode_peer_alive"), 1);
-    assert_int_equal(metric(n2, "paynode_peer_takeovers_total"), takeovers0);
-    assert_int_equal(
-        metric(&pr.node[0], "paynode_health_checker") + metric(n2, "paynode_health_checker"), 1);
+    assert_true(topo_metric(n2, M_G_RECEIVED) > rx + 2);
+    assert_int_equal(topo_metric(n2, "paynode_peer_alive"), 1);
+    assert_int_equal(topo_metric(n2, "paynode_peer_takeovers_total"), takeovers0);
+    assert_int_equal(topo_metric(&pr.node[0], "paynode_health_checker") +
+                         topo_metric(n2, "paynode_health_checker"),
+                     1);
     /* Payments still go to the default and wait for the peer's ack. */
     post_payments(&pr, 2, 10, "1.00", NULL);
     for (int i = 0; i < 2; i++)
         assert_int_equal(topo_wait_total(pr.node[i].addr, 20, 5000), 20);
     assert_int_equal(fallback_count(), 0);
-    assert_int_equal(metric(n2, "paynode_peer_replies_unacked_total"), 0);
+    assert_int_equal(topo_metric(n2, "paynode_peer_replies_unacked_total"), 0);
     assert_all_agree(&pr, BOTH);
     /* Every datagram was dropped: by address, or (spoofed) by the seal. */
-    assert_int_equal(metric(n2, M_G_FOREIGN) - foreign0, sent_foreign);
-    assert_int_equal(metric(n2, M_G_UNAUTH) - unauth0, sent_spoofed);
+    assert_int_equal(topo_metric(n2, M_G_FOREIGN) - foreign0, sent_foreign);
+    assert_int_equal(topo_metric(n2, M_G_UNAUTH) - unauth0, sent_spoofed);
 
     /* Node 1 dies; the stranger takes its UDP port and speaks from there. */
     kill_node(&pr, 0);
     close(stranger);
     int squat = stranger_udp(pr.gossip[0]);
-    unauth0 = metric(n2, M_G_UNAUTH);
-    int64_t stale0 = metric(n2, M_G_STALE);
+    unauth0 = topo_metric(n2, M_G_UNAUTH);
+    int64_t stale0 = topo_metric(n2, M_G_STALE);
     int64_t t0 = topo_now_ms();
     int posted = 0, replayed_after_dead = 0;
     for (int round = 0; topo_now_ms() - t0 < 3000; round++) {
@@ -526,7 +478,7 @@ static void test_forged_heartbeats(void **state)
         bool dead = topo_now_ms() - t0 > 1500; /* gossip's dead_ms is 1000 */
         if (dead) {
             replayed_after_dead += nreal;
-            assert_int_equal(metric(n2, "paynode_peer_alive"), 0);
+            assert_int_equal(topo_metric(n2, "paynode_peer_alive"), 0);
             if (posted < 10 && round % 3 == 0) {
                 post_payments(&pr, 2, 1, "1.00", NULL);
                 posted++;
@@ -535,14 +487,14 @@ static void test_forged_heartbeats(void **state)
         topo_sleep_ms(50);
     }
     topo_sleep_ms(200);
-    assert_int_equal(metric(n2, "paynode_peer_alive"), 0);
+    assert_int_equal(topo_metric(n2, "paynode_peer_alive"), 0);
     /* One takeover: node 1's death; no forged restart after it. */
-    assert_int_equal(metric(n2, "paynode_peer_takeovers_total"), takeovers0 + 1);
+    assert_int_equal(topo_metric(n2, "paynode_peer_takeovers_total"), takeovers0 + 1);
     /* Node 1's real datagrams, replayed after its death, are refused by the
      * seal itself (it never forgets the peer's incarnation and counters). */
-    assert_true(metric(n2, M_G_UNAUTH) - unauth0 >= 4 * 20 + replayed_after_dead);
-    assert_int_equal(metric(n2, M_G_STALE), stale0);
-    assert_int_equal(metric(n2, "paynode_health_checker"), 1);
+    assert_true(topo_metric(n2, M_G_UNAUTH) - unauth0 >= 4 * 20 + replayed_after_dead);
+    assert_int_equal(topo_metric(n2, M_G_STALE), stale0);
+    assert_int_equal(topo_metric(n2, "paynode_health_checker"), 1);
     assert_int_equal(topo_wait_total(n2->addr, 20 + posted, 5000), 20 + posted);
     assert_int_equal(fallback_count(), 0);
     assert_all_agree(&pr, NODE2_ONLY);
@@ -677,7 +629,7 @@ static void test_stranger_reads_nothing(void **state)
     free(h.buf);
 
     /* Requests to node 1's rep port: a snapshot, a range of node 1's events. */
-    int64_t unauth0 = metric(&pr.node[0], M_UNAUTH);
+    int64_t unauth0 = topo_metric(&pr.node[0], M_UNAUTH);
     uint8_t snap[SNAP_REQUEST_LEN], range[CATCHUP_REQUEST_LEN], sealed[128];
     struct snap_request srq = {
         .requester_id = 2, .incarnation = wall_ns(), .cursor = 0, .max_count = SNAP_MAX_RECORDS};
@@ -695,7 +647,7 @@ static void test_stranger_reads_nothing(void **state)
     n = seal_wrap(&tx, range, sizeof(range), sealed, sizeof(sealed));
     assert_true(n > 0);
     assert_no_answer(pr.nng[0] + 1, sealed, (size_t)n);
-    assert_int_equal(metric(&pr.node[0], M_UNAUTH) - unauth0, 4);
+    assert_int_equal(topo_metric(&pr.node[0], M_UNAUTH) - unauth0, 4);
 
     assert_all_agree(&pr, BOTH);
     assert_converges(&pr);
@@ -749,15 +701,16 @@ static void test_stranger_connections_do_not_block_takeover(void **state)
     static char ids[N][37];
     post_payments(&pr, 1, N, "4.00", ids);
     topo_sleep_ms(200);
-    assert_true(metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}") > 0);
-    assert_true(metric(&pr.node[1], "paynode_peer_subscribers") >= 2); /* node 1 and the stranger */
+    assert_true(topo_metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}") > 0);
+    assert_true(topo_metric(&pr.node[1], "paynode_peer_subscribers") >=
+                2); /* node 1 and the stranger */
     kill_node(&pr, 0);
     struct squatter sq;
     squat_nng(&sq, pr.nng[0]);
     topo_sim_set_delay(&def, 0);
     const struct topo_node *n2 = &pr.node[1];
     assert_true(wait_metric(n2, "paynode_peer_takeovers_total", 1, 5000) >= 1);
-    assert_true(metric(n2, "paynode_peer_subscribers") >= 1); /* the stranger is still there */
+    assert_true(topo_metric(n2, "paynode_peer_subscribers") >= 1); /* the stranger is still there */
     assert_int_equal(topo_wait_total(n2->addr, N, 15000), N);
     topo_sleep_ms(300);
     int lost = 0, dbl = 0;
@@ -767,7 +720,7 @@ static void test_stranger_connections_do_not_block_takeover(void **state)
         dbl += a && b;
     }
     print_message("%d payments in flight at the kill: lost %d, double %d; taken over %" PRId64 "\n",
-                  N, lost, dbl, metric(n2, "paynode_peer_taken_over_total"));
+                  N, lost, dbl, topo_metric(n2, "paynode_peer_taken_over_total"));
     assert_int_equal(lost, 0);
     assert_int_equal(dbl, 0);
     assert_all_agree(&pr, NODE2_ONLY);
@@ -812,7 +765,8 @@ static void test_forged_events_from_squatter(void **state)
     kill_node(&pr, 0);
     struct squatter sq;
     squat_nng(&sq, pr.nng[0]);
-    int64_t unauth0 = metric(n2, M_UNAUTH), refused0 = metric(n2, "paynode_peer_refused_total");
+    int64_t unauth0 = topo_metric(n2, M_UNAUTH),
+            refused0 = topo_metric(n2, "paynode_peer_refused_total");
     static uint8_t msg[8192];
     int64_t t0 = topo_now_ms();
     int sent = 0;
@@ -836,11 +790,11 @@ static void test_forged_events_from_squatter(void **state)
     int64_t unauth = wait_metric(n2, M_UNAUTH, unauth0 + 40, 2000) - unauth0;
     print_message("squatter: %d forged batches published, %" PRId64 " refused as unauthentic\n",
                   sent, unauth);
-    assert_int_equal(metric(n2, "paynode_peer_alive"), 0);
+    assert_int_equal(topo_metric(n2, "paynode_peer_alive"), 0);
     assert_int_equal(node_total(n2), 20);
     assert_all_agree(&pr, NODE2_ONLY);
     assert_true(unauth >= 40); /* they reached node 2, before and after it took node 1 for dead */
-    assert_int_equal(metric(n2, "paynode_peer_refused_total"), refused0); /* none was opened */
+    assert_int_equal(topo_metric(n2, "paynode_peer_refused_total"), refused0); /* none was opened */
 
     /* Node 2's own purge works, and it still takes payments. */
     assert_int_equal(purge_status(n2), 200);
@@ -858,13 +812,13 @@ static void test_forged_events_from_squatter(void **state)
     assert_int_equal(wait_metric(n2, "paynode_peer_alive", 1, 5000), 1);
     topo_sleep_ms(300);
     assert_int_equal(topo_wait_total(pr.node[0].addr, 5, 5000), 5);
-    int64_t skipped0 = metric(n2, "paynode_peer_purges_skipped_total");
+    int64_t skipped0 = topo_metric(n2, "paynode_peer_purges_skipped_total");
     assert_int_equal(purge_status(&pr.node[0]), 200);
     topo_sim_purge(&def);
     topo_sim_purge(&fb);
     for (int i = 0; i < 2; i++)
         assert_int_equal(topo_wait_total(pr.node[i].addr, 0, 5000), 0);
-    assert_int_equal(metric(n2, "paynode_peer_purges_skipped_total"), skipped0);
+    assert_int_equal(topo_metric(n2, "paynode_peer_purges_skipped_total"), skipped0);
     assert_converges(&pr);
     pair_stop(&pr);
 }
@@ -895,7 +849,7 @@ static bool log_has_line(const char *path, const char *a, const char *b)
  * that gives up. */
 static void test_pair_needs_a_key(void **state)
 {
-    int nng = free_port_pair(), gossip = free_port_pair();
+    int nng = topo_free_port_pair(), gossip = topo_free_port_pair();
     char port[32], durl[80], furl[80], lis[64], peer[64], glis[64], gpeer[64];
     snprintf(port, sizeof(port), "SERVER_PORT=%d", proc_free_port());
     snprintf(durl, sizeof(durl), "DEFAULT_PROCESSOR_URL=%s", def.url);
@@ -933,7 +887,7 @@ static void test_pair_needs_a_key(void **state)
     topo_node_start(&n, &def, &fb, env2, log2);
     assert_true(log_has_line(log2, "\"level\":\"warn\"",
                              "PEER_INSECURE=1: the links to the peer are NOT authenticated"));
-    assert_int_equal(metric(&n, "paynode_peer_keyed"), 0);
+    assert_int_equal(topo_metric(&n, "paynode_peer_keyed"), 0);
     assert_int_equal(topo_node_stop(&n), 0);
 }
 

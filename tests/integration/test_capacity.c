@@ -65,34 +65,11 @@ static int teardown_all(void **state)
     return 0;
 }
 
-static bool tcp_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-/* port and port + 1 free (nng's pub and rep), below the ephemeral range. */
-static int free_port_pair(void)
-{
-    for (int i = 0; i < 200; i++) {
-        int p = 20000 + rand() % 12000;
-        if (tcp_port_free(p) && tcp_port_free(p + 1))
-            return p;
-    }
-    fail_msg("no free port pair");
-    return -1;
-}
-
 static void pair_start(struct pair *pr, const char *max_conns)
 {
     for (int i = 0; i < 2; i++) {
-        pr->nng[i] = free_port_pair();
-        pr->gossip[i] = free_port_pair();
+        pr->nng[i] = topo_free_port_pair();
+        pr->gossip[i] = topo_free_port_pair();
     }
     for (int i = 0; i < 2; i++) {
         char id[32], lis[64], peer[64], glis[64], gpeer[64], log[64];
@@ -115,23 +92,6 @@ static void pair_start(struct pair *pr, const char *max_conns)
         assert_true(k <= 100);
     }
     topo_sleep_ms(300); /* gossip sees both alive: POSTs then wait for acks */
-}
-
-static int64_t metric(const struct topo_node *n, const char *name)
-{
-    static char body[32768];
-    struct tclient_resp r;
-    assert_int_equal(tclient_fetch(n->addr, CAP_TIMEOUT_MS, "GET", "/metrics", NULL, NULL, 0, &r,
-                                   body, sizeof(body)),
-                     0);
-    assert_int_equal(r.status, 200);
-    size_t nl = strlen(name);
-    for (char *line = body; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
-            return strtoll(line + nl + 1, NULL, 10);
-    fail_msg("metric %s not found", name);
-    return -1;
 }
 
 /* Payment num's correlationId; parent (the test's pid) keeps runs apart. */
@@ -180,9 +140,9 @@ static void at_capacity(const char *max_conns)
 {
     struct pair pr;
     pair_start(&pr, max_conns);
-    int64_t reserve = metric(&pr.node[0], "paynode_ledger_reserve");
+    int64_t reserve = topo_metric(&pr.node[0], "paynode_ledger_reserve");
     assert_true(reserve > 0);
-    assert_int_equal(metric(&pr.node[1], "paynode_ledger_reserve"), reserve);
+    assert_int_equal(topo_metric(&pr.node[1], "paynode_ledger_reserve"), reserve);
 
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -234,7 +194,7 @@ static void at_capacity(const char *max_conns)
     /* Both nodes hold and have recorded every 2xx'd payment, and nothing else. */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(topo_wait_total(pr.node[i].addr, ok, 20000), ok);
-        assert_int_equal(metric(&pr.node[i], "paynode_ledger_payments"), ok);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_ledger_payments"), ok);
     }
     topo_sleep_ms(100);
     struct topo_counts theirs, ours;
@@ -259,8 +219,8 @@ static void at_capacity(const char *max_conns)
     }
     /* No event refused by the peer, no 2xx without the peer's ack. */
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(metric(&pr.node[i], "paynode_peer_refused_total"), 0);
-        assert_int_equal(metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_peer_refused_total"), 0);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
     }
     for (int i = 0; i < 2; i++)
         assert_int_equal(topo_node_stop(&pr.node[i]), 0);

@@ -56,31 +56,6 @@ static int reset_sims(void **state)
     return 0;
 }
 
-/* nng needs port and port + 1 (pub, rep). Ports come from below the kernel's
- * ephemeral range, so that no outgoing connection (nng's own dialers) can
- * take them between our check and the node's bind. */
-static bool tcp_port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static int free_port_pair(void)
-{
-    for (int i = 0; i < 200; i++) {
-        int p = 20000 + rand() % 12000;
-        if (tcp_port_free(p) && tcp_port_free(p + 1))
-            return p;
-    }
-    fail_msg("no free port pair");
-    return -1;
-}
-
 /* The pair's shared key (PEER_KEY): the links are authenticated as deployed. */
 #define PAIR_KEY "PEER_KEY=test_pair key: 32 bytes or more, not secret"
 
@@ -124,8 +99,8 @@ static void wait_ready(const struct topo_node *n)
 static void pair_start_env(struct pair *pr, const char *extra1, const char *extra2)
 {
     for (int i = 0; i < 2; i++) {
-        pr->nng[i] = free_port_pair();
-        pr->gossip[i] = free_port_pair(); /* UDP; TCP-checked as a proxy */
+        pr->nng[i] = topo_free_port_pair();
+        pr->gossip[i] = topo_free_port_pair(); /* UDP; TCP-checked as a proxy */
     }
     node_start(pr, 0, extra1);
     node_start(pr, 1, extra2);
@@ -159,22 +134,6 @@ static void assert_all_agree(const struct pair *pr, int64_t from, int64_t to)
     }
 }
 
-static int64_t metric(const struct topo_node *n, const char *name)
-{
-    static char body[16384];
-    struct tclient_resp r;
-    assert_int_equal(
-        tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body, sizeof(body)), 0);
-    assert_int_equal(r.status, 200);
-    size_t nl = strlen(name);
-    for (char *line = body; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
-            return strtoll(line + nl + 1, NULL, 10);
-    fail_msg("metric %s not found", name);
-    return -1;
-}
-
 /* Payments on both nodes, both nodes' books equal the processors'; extra
  * goes to both nodes' environment. */
 static void both_nodes_match_processors(const char *extra, struct pair *out)
@@ -197,7 +156,7 @@ static void both_nodes_match_processors(const char *extra, struct pair *out)
     assert_all_agree(&pr, (t0 + t1) / 2 + 1, t1 + 1000);
     /* Every 2xx waited for the peer's ack: none went out unacknowledged. */
     for (int i = 0; i < 2; i++)
-        assert_int_equal(metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_peer_replies_unacked_total"), 0);
     *out = pr;
 }
 
@@ -208,10 +167,10 @@ static void test_both_nodes_match_processors(void **state)
     struct pair pr;
     both_nodes_match_processors(NULL, &pr);
     for (int i = 0; i < 2; i++) {
-        assert_true(metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}") > 0);
-        assert_int_equal(metric(&pr.node[i], "paynode_peer_events_total{dir=\"in\"}"),
-                         metric(&pr.node[1 - i], "paynode_peer_acked_seq"));
-        assert_true(metric(&pr.node[i], "paynode_peer_batches_total{dir=\"in\"}") > 0);
+        assert_true(topo_metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}") > 0);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_peer_events_total{dir=\"in\"}"),
+                         topo_metric(&pr.node[1 - i], "paynode_peer_acked_seq"));
+        assert_true(topo_metric(&pr.node[i], "paynode_peer_batches_total{dir=\"in\"}") > 0);
     }
     pair_stop(&pr);
 }
@@ -222,7 +181,7 @@ static void test_both_nodes_match_without_fast_lane(void **state)
     struct pair pr;
     both_nodes_match_processors("PEER_FAST_LANE=0", &pr);
     for (int i = 0; i < 2; i++)
-        assert_int_equal(metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}"), 0);
+        assert_int_equal(topo_metric(&pr.node[i], "paynode_peer_datagrams_total{dir=\"in\"}"), 0);
     pair_stop(&pr);
 }
 
@@ -232,8 +191,8 @@ static void test_lost_replication_is_repaired(void **state)
 {
     struct pair pr;
     for (int i = 0; i < 2; i++) {
-        pr.nng[i] = free_port_pair();
-        pr.gossip[i] = free_port_pair();
+        pr.nng[i] = topo_free_port_pair();
+        pr.gossip[i] = topo_free_port_pair();
     }
     node_start2(&pr, 0, "PEER_FAST_LANE=0", NULL);
     node_start2(&pr, 1, "PEER_FAST_LANE=0", "PAYNODE_TEST_DROP_BATCHES=3");
@@ -251,10 +210,10 @@ static void test_lost_replication_is_repaired(void **state)
     topo_sleep_ms(300);
     assert_all_agree(&pr, INT64_MIN, INT64_MAX);
     /* Node 2 dropped a third of what it received and repaired it. */
-    assert_true(metric(&pr.node[1], "paynode_peer_gaps_total") > 0);
-    assert_true(metric(&pr.node[1], "paynode_peer_range_repairs_total") > 0);
-    assert_int_equal(metric(&pr.node[1], "paynode_peer_applied_seq"),
-                     metric(&pr.node[0], "paynode_peer_acked_seq"));
+    assert_true(topo_metric(&pr.node[1], "paynode_peer_gaps_total") > 0);
+    assert_true(topo_metric(&pr.node[1], "paynode_peer_range_repairs_total") > 0);
+    assert_int_equal(topo_metric(&pr.node[1], "paynode_peer_applied_seq"),
+                     topo_metric(&pr.node[0], "paynode_peer_acked_seq"));
     pair_stop(&pr);
 }
 
@@ -276,12 +235,12 @@ static void test_lost_datagrams_are_covered_by_the_stream(void **state)
         assert_int_equal(topo_wait_total(pr.node[i].addr, N, 10000), N);
     topo_sleep_ms(300);
     assert_all_agree(&pr, INT64_MIN, INT64_MAX);
-    assert_int_equal(metric(&pr.node[0], "paynode_peer_replies_unacked_total"), 0);
-    assert_true(metric(&pr.node[1], "paynode_peer_datagram_gaps_total") +
-                    metric(&pr.node[1], "paynode_peer_gaps_total") >
+    assert_int_equal(topo_metric(&pr.node[0], "paynode_peer_replies_unacked_total"), 0);
+    assert_true(topo_metric(&pr.node[1], "paynode_peer_datagram_gaps_total") +
+                    topo_metric(&pr.node[1], "paynode_peer_gaps_total") >
                 0);
-    assert_int_equal(metric(&pr.node[1], "paynode_peer_applied_seq"),
-                     metric(&pr.node[0], "paynode_peer_acked_seq"));
+    assert_int_equal(topo_metric(&pr.node[1], "paynode_peer_applied_seq"),
+                     topo_metric(&pr.node[0], "paynode_peer_acked_seq"));
     pair_stop(&pr);
 }
 
@@ -325,8 +284,8 @@ static void test_purge_reaches_both_nodes(void **state)
     topo_sleep_ms(200);
     assert_int_equal(node_total(&pr.node[0]), 1);
     assert_int_equal(node_total(&pr.node[1]), 1);
-    assert_int_equal(metric(&pr.node[0], "paynode_ledger_state{state=\"accepted\"}") +
-                         metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}"),
+    assert_int_equal(topo_metric(&pr.node[0], "paynode_ledger_state{state=\"accepted\"}") +
+                         topo_metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}"),
                      0);
     pair_stop(&pr);
 }
@@ -482,8 +441,8 @@ static void test_one_health_checker(void **state)
         assert_true(ok[i] >= HEALTH_WINDOWS_SEEN); /* somebody polls */
         assert_true(ok[i] >= secs / 5 - 1);        /* at the interval */
     }
-    assert_int_equal(metric(&pr.node[0], "paynode_health_checker") +
-                         metric(&pr.node[1], "paynode_health_checker"),
+    assert_int_equal(topo_metric(&pr.node[0], "paynode_health_checker") +
+                         topo_metric(&pr.node[1], "paynode_health_checker"),
                      1);
     pair_stop(&pr);
 }

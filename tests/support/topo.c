@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -272,4 +275,51 @@ int64_t topo_wait_total(const char *addr, int64_t want, int timeout_ms)
         topo_sleep_ms(50);
     } while (topo_now_ms() < deadline);
     return total;
+}
+
+static bool port_free(int port, int type)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int env_int(const char *name, int dflt)
+{
+    const char *s = getenv(name);
+    return s && *s ? atoi(s) : dflt;
+}
+
+int topo_free_port_pair(void)
+{
+    int base = env_int("TOPO_PORT_BASE", 20000), span = env_int("TOPO_PORT_SPAN", 12000);
+    for (int i = 0; i < 400; i++) {
+        int p = base + rand() % (span - 1);
+        if (port_free(p, SOCK_STREAM) && port_free(p + 1, SOCK_STREAM) &&
+            port_free(p, SOCK_DGRAM) && port_free(p + 1, SOCK_DGRAM))
+            return p;
+    }
+    fail_msg("no free port pair");
+    return -1;
+}
+
+int64_t topo_metric(const struct topo_node *n, const char *name)
+{
+    static char body[65536];
+    struct tclient_resp r;
+    assert_int_equal(
+        tclient_fetch(n->addr, 5000, "GET", "/metrics", NULL, NULL, 0, &r, body, sizeof(body)), 0);
+    assert_int_equal(r.status, 200);
+    assert_false(r.truncated);
+    size_t nl = strlen(name);
+    for (char *line = body; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
+            return strtoll(line + nl + 1, NULL, 10);
+    fail_msg("metric %s not found", name);
+    return -1;
 }

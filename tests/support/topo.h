@@ -71,6 +71,18 @@ void topo_node_purge(const char *addr);
 int64_t topo_wait_total(const char *addr, int64_t want, int timeout_ms);
 
 int64_t topo_now_ms(void);
+
+/* A port p with p and p + 1 free on 127.0.0.1 for both TCP and UDP (a node's
+ * nng pub and rep ports; its gossip port), drawn at random from
+ * [TOPO_PORT_BASE, TOPO_PORT_BASE + TOPO_PORT_SPAN) (environment; default
+ * 20000 and 12000: below the kernel's ephemeral range, so that no outgoing
+ * connection takes it between this check and the node's bind). Fails the
+ * test when none is found. */
+int topo_free_port_pair(void);
+
+/* The value of the sample `name` (with its labels, as printed) in the node's
+ * /metrics; fails the test when it is absent or the page does not fit. */
+int64_t topo_metric(const struct topo_node *n, const char *name);
 void topo_sleep_ms(int ms);
 
 #endif
