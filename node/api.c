@@ -318,6 +318,9 @@ static void api_metrics(struct api *a, struct http_exchange *x)
         d.conflicts);
     ctr(&m, "paynode_dispatch_held_ms_total", "Milliseconds spent holding all payments.", NULL,
         d.held_ms);
+    ctr(&m, "paynode_dispatch_overflowed_total",
+        "Payments sent to the fallback because the default's queue would drain too slowly.",
+        NULL, d.overflowed);
     gauge(&m, "paynode_health_checker", "1 if this node polls the processors' health.", NULL,
           health_is_checker(n->health) ? 1 : 0);
     const struct {

@@ -70,4 +70,16 @@ if [ "$OVERFLOW_DRAIN_MS" != 0 ] &&
     echo "FAIL: no overflow episode logged: the run did not overload the default"
     exit 1
 fi
+# ... and /metrics counts them.
+overflowed=0
+for port in "$NODE1_PORT" "$NODE2_PORT"; do
+    v=$(curl -s "http://127.0.0.1:$port/metrics" |
+        awk '$1 == "paynode_dispatch_overflowed_total" { print $2 }')
+    overflowed=$((overflowed + ${v:-0}))
+done
+if [ "$OVERFLOW_DRAIN_MS" != 0 ] && [ "$overflowed" -eq 0 ]; then
+    echo "FAIL: paynode_dispatch_overflowed_total is 0 on both nodes"
+    exit 1
+fi
+echo "overflowed to the fallback: $overflowed payments"
 keep=0
