@@ -319,8 +319,8 @@ static void api_metrics(struct api *a, struct http_exchange *x)
     ctr(&m, "paynode_dispatch_held_ms_total", "Milliseconds spent holding all payments.", NULL,
         d.held_ms);
     ctr(&m, "paynode_dispatch_overflowed_total",
-        "Payments sent to the fallback because the default's queue would drain too slowly.",
-        NULL, d.overflowed);
+        "Payments sent to the fallback because the default's queue would drain too slowly.", NULL,
+        d.overflowed);
     gauge(&m, "paynode_health_checker", "1 if this node polls the processors' health.", NULL,
           health_is_checker(n->health) ? 1 : 0);
     const struct {
@@ -341,6 +341,11 @@ static void api_metrics(struct api *a, struct http_exchange *x)
             metrics_u64(&m, per_proc[i].name, per_proc[i].help,
                         per_proc[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
                         (const char *[]){"processor", proc[p], NULL}, per_proc[i].v[p]);
+    for (int p = 0; p < LEDGER_NPROC; p++)
+        metrics_histogram(&m, "paynode_processor_answer_seconds",
+                          "Each POST attempt to a processor: time to its outcome.",
+                          (const char *[]){"processor", proc[p], NULL}, hist_bounds_s(),
+                          HIST_NBOUNDS, d.answer[p].bucket, hist_sum_s(&d.answer[p]));
     if (n->peer)
         peer_metrics(n->peer, &m); /* the replication samples, after ours */
     obs_metrics(&n->obs, &m);

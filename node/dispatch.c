@@ -980,6 +980,7 @@ static void on_post_done(void *arg, const struct httpc_result *res)
     struct dispatch *d = j->d;
     DISPATCH_CHECK(d);
     uint64_t now = uv_now(d->loop);
+    hist_add_ns(&d->stats.answer[j->proc], res->elapsed_us * 1000);
     uint64_t ms64 = res->elapsed_us / 1000;
     uint32_t ms = ms64 > UINT32_MAX ? UINT32_MAX : (uint32_t)ms64;
     enum dispatch_fate fate = dispatch_classify(res->outcome, res->status);

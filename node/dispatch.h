@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "lib/hist.h"
 #include "node/ledger.h"
 #include "proto/event.h"
 
@@ -179,6 +180,8 @@ struct dispatch_stats {
     uint64_t overflowed;               /* payments sent to the fallback because the default
                                           was at its cap with too long a queue to drain
                                           (health_view_route()) */
+    struct hist answer[LEDGER_NPROC];  /* each POST attempt's time to an outcome (an answer,
+                                          a time-out, a connection error), per processor */
 };
 void dispatch_get_stats(const struct dispatch *d, struct dispatch_stats *out);
 

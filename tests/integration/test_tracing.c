@@ -145,6 +145,11 @@ static void test_trace_end_to_end(void **state)
     assert_int_equal(sample(out, "paynode_post_payments_duration_seconds_count"), 4);
     assert_int_equal(sample(out, "paynode_totals_duration_seconds_count"), 1);
     assert_non_null(strstr(out, "paynode_post_payments_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
+    /* The accepted payment went to a processor: its attempt is in that
+     * processor's answer-time histogram (the sum over both: routing decides). */
+    assert_true(sample(out, "paynode_processor_answer_seconds_count{processor=\"default\"}") +
+                    sample(out, "paynode_processor_answer_seconds_count{processor=\"fallback\"}") >=
+                1);
 
     /* A span ended just before SIGTERM is not lost (the close sends what is
      * held; tests/unit/node/test_obs.c checks that path alone). */
