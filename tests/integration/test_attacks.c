@@ -74,26 +74,19 @@ static int setup_all(void **state)
     assert_int_equal(seal_global_init(), 0);
     assert_int_equal(seal_key_derive(&wrong_key, WRONG_KEY_MATERIAL, strlen(WRONG_KEY_MATERIAL)),
                      0);
-    topo_sim_start(&def, "default", "0.05", NULL, "test_attacks.default.log");
-    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_attacks.fallback.log");
+    topo_sims_start(&def, &fb, "test_attacks");
     return 0;
 }
 
 static int teardown_all(void **state)
 {
-    topo_sim_stop(&def);
-    topo_sim_stop(&fb);
+    topo_sims_stop(&def, &fb);
     return 0;
 }
 
 static int reset_sims(void **state)
 {
-    topo_sim_set_failure(&def, false);
-    topo_sim_set_failure(&fb, false);
-    topo_sim_set_delay(&def, 0);
-    topo_sim_set_delay(&fb, 0);
-    topo_sim_purge(&def);
-    topo_sim_purge(&fb);
+    topo_sims_reset(&def, &fb);
     return 0;
 }
 

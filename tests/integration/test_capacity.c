@@ -53,15 +53,13 @@ struct outcome {
 static int setup_all(void **state)
 {
     srand((unsigned)getpid());
-    topo_sim_start(&def, "default", "0.05", NULL, "test_capacity.default.log");
-    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_capacity.fallback.log");
+    topo_sims_start(&def, &fb, "test_capacity");
     return 0;
 }
 
 static int teardown_all(void **state)
 {
-    topo_sim_stop(&def);
-    topo_sim_stop(&fb);
+    topo_sims_stop(&def, &fb);
     return 0;
 }
 

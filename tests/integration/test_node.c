@@ -20,8 +20,7 @@ static struct topo_node node;
 
 static int setup_all(void **state)
 {
-    topo_sim_start(&def, "default", "0.05", NULL, "test_node.default.log");
-    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_node.fallback.log");
+    topo_sims_start(&def, &fb, "test_node");
     const char *env[] = {"NODE_ID=1", NULL};
     topo_node_start(&node, &def, &fb, env, "test_node.node.log");
     return 0;
@@ -30,8 +29,7 @@ static int setup_all(void **state)
 static int teardown_all(void **state)
 {
     int st = topo_node_stop(&node);
-    topo_sim_stop(&def);
-    topo_sim_stop(&fb);
+    topo_sims_stop(&def, &fb);
     /* SIGTERM is an orderly shutdown: exit code 0. */
     assert_int_equal(st, 0);
     return 0;
@@ -40,13 +38,8 @@ static int teardown_all(void **state)
 /* Fresh books and healthy processors before each test. */
 static int reset(void **state)
 {
-    topo_sim_set_failure(&def, false);
-    topo_sim_set_failure(&fb, false);
-    topo_sim_set_delay(&def, 0);
-    topo_sim_set_delay(&fb, 0);
     topo_node_purge(node.addr);
-    topo_sim_purge(&def);
-    topo_sim_purge(&fb);
+    topo_sims_reset(&def, &fb);
     return 0;
 }
 

@@ -34,8 +34,7 @@ static struct topo_node node;
 
 static int setup_all(void **state)
 {
-    topo_sim_start(&def, "default", "0.05", NULL, "test_totals.default.log");
-    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_totals.fallback.log");
+    topo_sims_start(&def, &fb, "test_totals");
     const char *env[] = {"NODE_ID=1", NULL};
     topo_node_start(&node, &def, &fb, env, "test_totals.node.log");
     return 0;
@@ -44,8 +43,7 @@ static int setup_all(void **state)
 static int teardown_all(void **state)
 {
     int st = topo_node_stop(&node);
-    topo_sim_stop(&def);
-    topo_sim_stop(&fb);
+    topo_sims_stop(&def, &fb);
     assert_int_equal(st, 0);
     return 0;
 }

@@ -68,8 +68,7 @@ static void test_trace_end_to_end(void **state)
     snprintf(env_url, sizeof(env_url), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=%s", url);
     struct topo_sim def, fb;
     struct topo_node node;
-    topo_sim_start(&def, "default", "0.05", NULL, "test_tracing.default.log");
-    topo_sim_start(&fb, "fallback", "0.15", NULL, "test_tracing.fallback.log");
+    topo_sims_start(&def, &fb, "test_tracing");
     const char *env[] = {"NODE_ID=3",
                          env_url,
                          "OTEL_SERVICE_NAME=paynode-it",
@@ -160,8 +159,7 @@ static void test_trace_end_to_end(void **state)
                      202);
     assert_int_equal(topo_node_stop(&node), 0);
     assert_true(otlp_recv_wait(rcv, 4, 2000));
-    topo_sim_stop(&def);
-    topo_sim_stop(&fb);
+    topo_sims_stop(&def, &fb);
     otlp_recv_stop(rcv);
 }
 

@@ -323,3 +323,28 @@ int64_t topo_metric(const struct topo_node *n, const char *name)
     fail_msg("metric %s not found", name);
     return -1;
 }
+
+void topo_sims_start(struct topo_sim *def, struct topo_sim *fb, const char *test)
+{
+    char log[128];
+    snprintf(log, sizeof(log), "%s.default.log", test);
+    topo_sim_start(def, "default", "0.05", NULL, log);
+    snprintf(log, sizeof(log), "%s.fallback.log", test);
+    topo_sim_start(fb, "fallback", "0.15", NULL, log);
+}
+
+void topo_sims_stop(struct topo_sim *def, struct topo_sim *fb)
+{
+    topo_sim_stop(def);
+    topo_sim_stop(fb);
+}
+
+void topo_sims_reset(const struct topo_sim *def, const struct topo_sim *fb)
+{
+    topo_sim_set_failure(def, false);
+    topo_sim_set_failure(fb, false);
+    topo_sim_set_delay(def, 0);
+    topo_sim_set_delay(fb, 0);
+    topo_sim_purge(def);
+    topo_sim_purge(fb);
+}

@@ -32,6 +32,13 @@ struct topo_counts {
     int64_t cents[2];
 };
 
+/* The two simulators every topology test runs: the default (fee 0.05) and the
+ * fallback (0.15), logging to <test>.default.log and <test>.fallback.log. */
+void topo_sims_start(struct topo_sim *def, struct topo_sim *fb, const char *test);
+void topo_sims_stop(struct topo_sim *def, struct topo_sim *fb);
+/* Healthy, no delay, no records: the state each test starts from. */
+void topo_sims_reset(const struct topo_sim *def, const struct topo_sim *fb);
+
 /* Starts a simulator (name "default" or "fallback", fee "0.05"...), extra
  * flags NULL-terminated (may be NULL). Asserts on failure. */
 void topo_sim_start(struct topo_sim *s, const char *name, const char *fee,
