@@ -281,9 +281,12 @@ void peer_stream_purge(struct peer *p, uint64_t epoch)
 
 /* Whether a peer's event holds values our own API and clock could have made:
  * an amount the API accepts, a processor we know, a time between 2000 and a
- * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours. */
+ * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours, a trace
+ * context only on an ACCEPTED (proto/event.c checks its ids and flags). */
 static bool event_sane(const struct peer *p, const struct event *ev)
 {
+    if (ev->trace_flags && ev->type != EVENT_ACCEPTED)
+        return false;
     if (ev->type == EVENT_PURGED)
         return ev->epoch > 0 && ev->epoch <= own_purge_epoch(p) + PEER_EPOCH_STEP_MAX;
     if (ev->type != EVENT_ACCEPTED && ev->processor >= LEDGER_NPROC)
