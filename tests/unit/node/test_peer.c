@@ -374,7 +374,7 @@ static bool replied(struct world *w)
 static void hold_reply(struct world *w, uint64_t seq)
 {
     replies = 0;
-    peer_reply_when_acked(w->s[0].p, (struct http_exchange *)(void *)w, seq, on_reply);
+    peer_reply_when_acked(w->s[0].p, (struct http_exchange *)(void *)w, seq, on_reply, NULL);
 }
 
 /* ---- the tests ---- */
