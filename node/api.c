@@ -371,8 +371,8 @@ static void api_metrics(struct api *a, struct http_exchange *x)
           "Sampled payments not yet recorded whose trace context is kept for their later spans.",
           NULL, ts.used);
     ctr(&m, "paynode_trace_payments_untracked_total",
-        "Sampled payments whose context found no free slot: no span after their POST span.",
-        NULL, ts.untracked);
+        "Sampled payments whose context found no free slot: no span after their POST span.", NULL,
+        ts.untracked);
     int rv = metrics_error(&m);
     if (rv != 0) {
         http_reply_error(x, 500, "out of memory");

@@ -70,10 +70,10 @@ struct job {
     uint64_t next_ms;        /* JOB_WAIT: earliest next action */
     unsigned backoff_ms;
     /* Tracing: only for a payment whose ledger entry kept a trace context. */
-    bool traced;                             /* tctx holds it */
-    struct trace_ctx tctx;                   /* the span that accepted the payment: the parent */
-    uint8_t span_id[TRACE_SPAN_ID_LEN];      /* traced, a request in flight: its span's id */
-    uint64_t span_start_ns;                  /* traced, a request in flight: uv_hrtime() at start */
+    bool traced;                        /* tctx holds it */
+    struct trace_ctx tctx;              /* the span that accepted the payment: the parent */
+    uint8_t span_id[TRACE_SPAN_ID_LEN]; /* traced, a request in flight: its span's id */
+    uint64_t span_start_ns;             /* traced, a request in flight: uv_hrtime() at start */
 };
 
 struct jlist {
@@ -633,9 +633,8 @@ static void job_trace_load(struct dispatch *d, struct job *j, const struct payme
 /* A traced job's request is about to start: its span's id and start time, and
  * the header naming that span (into buf) after base's headers (into hdrs).
  * Returns the header list to send: base when the job is not traced. */
-static const char *const *trace_request(struct dispatch *d, struct job *j,
-                                        const char *const *base, const char **hdrs, size_t cap,
-                                        char *buf)
+static const char *const *trace_request(struct dispatch *d, struct job *j, const char *const *base,
+                                        const char **hdrs, size_t cap, char *buf)
 {
     if (!j->traced || !d->tracer)
         return base;
@@ -646,11 +645,12 @@ static const char *const *trace_request(struct dispatch *d, struct job *j,
     memcpy(buf, TRACEPARENT_HEADER, sizeof(TRACEPARENT_HEADER) - 1);
     trace_format_traceparent(&c, buf + sizeof(TRACEPARENT_HEADER) - 1);
     size_t n = 0;
-    for (; base && base[n]; n++) {
-        assert(n + 2 < cap);
-        hdrs[n] = base[n];
-    }
+    while (base && base[n])
+        n++;
+    assert(n + 2 <= cap); /* base's headers, ours, NULL */
     (void)cap;
+    if (n > 0)
+        memcpy(hdrs, base, n * sizeof(*hdrs));
     hdrs[n++] = buf;
     hdrs[n] = NULL;
     return hdrs;
@@ -1180,7 +1180,10 @@ static void on_get_done(void *arg, const struct httpc_result *res)
     if (j->traced) {
         bool ok = res->outcome == HTTPC_OK && (res->status == 200 || res->status == 404);
         trace_answer(d, j, "processor GET", res,
-                     !ok ? "unanswered" : res->status == 200 ? "found" : "absent", !ok);
+                     !ok                  ? "unanswered"
+                     : res->status == 200 ? "found"
+                                          : "absent",
+                     !ok);
     }
     if (answer_begin(d, j)) {
         dispatch_maybe_free(d);

@@ -270,8 +270,7 @@ static int start(struct node *n)
         if (orv != 0)
             return orv;
         dispatch_set_tracer(n->dispatch, n->obs.tracer);
-        log_fields(LOG_INFO, "main", "tracing payments", "\"contextSlots\":%u",
-                   MAIN_TRACE_SLOTS);
+        log_fields(LOG_INFO, "main", "tracing payments", "\"contextSlots\":%u", MAIN_TRACE_SLOTS);
     }
     n->http = http_server_new(n->loop, &scfg, api_handle, &n->api);
     if (!n->http)

@@ -205,8 +205,7 @@ static void trace_hold(struct peer *p, const struct held_reply *h, bool acked, b
                        uint64_t now_ns)
 {
     struct trace_span sp;
-    trace_span_child(p->tracer, &sp, "peer ack wait", TRACE_KIND_INTERNAL, &h->parent,
-                     h->since_ns);
+    trace_span_child(p->tracer, &sp, "peer ack wait", TRACE_KIND_INTERNAL, &h->parent, h->since_ns);
     const char *r = acked ? "acked" : expired ? "expired" : "peer gone";
     trace_span_str(&sp, "paynode.result", r, strlen(r));
     trace_span_int(&sp, "paynode.seq", (int64_t)h->seq);

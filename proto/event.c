@@ -103,8 +103,8 @@ int event_encode(const struct event *ev, uint8_t *buf, size_t cap)
     wire_put_header(buf, (uint8_t)ev->type, (uint16_t)n);
     wire_put_u8(buf + EV_OFF_ORIGIN, ev->origin);
     wire_put_u8(buf + EV_OFF_PROC, has_processor(ev->type) ? ev->processor
-                                   : ev->trace_flags          ? EV_F_TRACE
-                                                              : 0);
+                                   : ev->trace_flags       ? EV_F_TRACE
+                                                           : 0);
     wire_put_u64(buf + EV_OFF_SEQ, ev->seq);
     uint8_t *p = buf + EV_OFF_BODY;
     if (ev->type == EVENT_PURGED) {

@@ -42,11 +42,11 @@ struct event_trace {
 
 struct event {
     enum event_type type;
-    uint8_t origin;      /* node id of the node that made the event */
-    uint8_t processor;   /* enum event_processor; SENDING, RECORDED, FAILED */
-    uint8_t trace_flags; /* ACCEPTED: the W3C trace-flags of `trace` when the event carries a
-                            trace context (EVENT_TRACE_SAMPLED always set then), else 0;
-                            0 for every other type */
+    uint8_t origin;       /* node id of the node that made the event */
+    uint8_t processor;    /* enum event_processor; SENDING, RECORDED, FAILED */
+    uint8_t trace_flags;  /* ACCEPTED: the W3C trace-flags of `trace` when the event carries a
+                             trace context (EVENT_TRACE_SAMPLED always set then), else 0;
+                             0 for every other type */
     uint64_t seq;         /* origin's sequence number, from 1, no gaps */
     uint8_t id[16];       /* correlationId; all but PURGED */
     int64_t amount_cents; /* ACCEPTED, RECORDED */

@@ -124,8 +124,8 @@ static void start_nginx(struct world *w)
      * the sockets in our directory (ops/run.sh does the same). */
     const char *globals = getuid() == 0 ? "daemon off; user root;" : "daemon off;";
     const char *argv[] = {NGINX_BIN, "-p", prefix, "-e", err, "-c", conf, "-g", globals, NULL};
-    assert_int_equal(proc_spawn(&w->nginx, (char *const *)argv, NULL, "test_tracing_pair.nginx.log"),
-                     0);
+    assert_int_equal(
+        proc_spawn(&w->nginx, (char *const *)argv, NULL, "test_tracing_pair.nginx.log"), 0);
     assert_int_equal(proc_wait_tcp(&w->nginx, "127.0.0.1", w->nginx_port, 5000), 0);
     snprintf(w->nginx_addr, sizeof(w->nginx_addr), "127.0.0.1:%d", w->nginx_port);
 }
@@ -189,8 +189,8 @@ static int post(const char *addr, const char *id, const char *traceparent)
 }
 
 /* A span of the trace with that name (and instance, unless NULL), or NULL. */
-static const struct otlp_recv_span *span_of(struct world *w, const char *trace_id,
-                                            const char *name, const char *instance)
+static const struct otlp_recv_span *span_of(struct world *w, const char *trace_id, const char *name,
+                                            const char *instance)
 {
     w->nspans = otlp_recv_spans(w->rcv, w->spans, MAX_SPANS);
     if (w->nspans > MAX_SPANS)

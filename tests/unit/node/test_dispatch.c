@@ -549,7 +549,9 @@ static void test_traced_payment(void **state)
     assert_int_equal(ledger_traces_reserve(w.ledger, 4), 0);
     dispatch_set_tracer(w.d, t);
 
-    struct event ev = {.type = EVENT_ACCEPTED, .amount_cents = 1990, .at_ms = clock_wall_ms(),
+    struct event ev = {.type = EVENT_ACCEPTED,
+                       .amount_cents = 1990,
+                       .at_ms = clock_wall_ms(),
                        .trace_flags = EVENT_TRACE_SAMPLED};
     make_id(0, ev.id);
     for (int k = 0; k < 16; k++)

@@ -757,8 +757,12 @@ static void test_model(void **state)
  * nothing kept before ledger_traces_reserve(). */
 static int ev_accept_traced(struct ledger *l, unsigned n, uint8_t mark, struct payment **out)
 {
-    struct event ev = {.type = EVENT_ACCEPTED, .origin = 1, .seq = 1, .amount_cents = 10,
-                       .at_ms = 1000, .trace_flags = EVENT_TRACE_SAMPLED};
+    struct event ev = {.type = EVENT_ACCEPTED,
+                       .origin = 1,
+                       .seq = 1,
+                       .amount_cents = 10,
+                       .at_ms = 1000,
+                       .trace_flags = EVENT_TRACE_SAMPLED};
     make_id(ev.id, n);
     memset(ev.trace.trace_id, mark, sizeof(ev.trace.trace_id));
     memset(ev.trace.span_id, mark + 1, sizeof(ev.trace.span_id));
