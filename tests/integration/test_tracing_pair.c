@@ -33,9 +33,8 @@
 #include "tclient.h"
 #include "topo.h"
 
-#ifndef NGINX_BIN
-#define NGINX_BIN "/usr/sbin/nginx"
-#endif
+/* nginx: $NGINX_BIN (as for ops/run.sh), else Debian's. */
+#define NGINX_DEFAULT_BIN "/usr/sbin/nginx"
 
 #define TRACE_A "0af7651916cd43dd8448eb211c80319c"
 #define TRACE_B "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -99,6 +98,12 @@ static void wait_ready(const struct topo_node *n)
     fail_msg("node %s never became ready", n->addr);
 }
 
+static const char *nginx_bin(void)
+{
+    const char *bin = getenv("NGINX_BIN");
+    return bin && *bin ? bin : NGINX_DEFAULT_BIN;
+}
+
 /* nginx with the repo's nginx.conf as ops/run.sh renders it for a local run:
  * only its paths (under w->dir) and its listen address change. */
 static void start_nginx(struct world *w)
@@ -123,7 +128,8 @@ static void start_nginx(struct world *w)
     /* As root, the workers would run as the package's user, who cannot reach
      * the sockets in our directory (ops/run.sh does the same). */
     const char *globals = getuid() == 0 ? "daemon off; user root;" : "daemon off;";
-    const char *argv[] = {NGINX_BIN, "-p", prefix, "-e", err, "-c", conf, "-g", globals, NULL};
+    const char *bin = nginx_bin();
+    const char *argv[] = {bin, "-p", prefix, "-e", err, "-c", conf, "-g", globals, NULL};
     assert_int_equal(
         proc_spawn(&w->nginx, (char *const *)argv, NULL, "test_tracing_pair.nginx.log"), 0);
     assert_int_equal(proc_wait_tcp(&w->nginx, "127.0.0.1", w->nginx_port, 5000), 0);
@@ -134,6 +140,10 @@ static int setup(void **state)
 {
     static struct world w;
     memset(&w, 0, sizeof(w));
+    /* Before anything starts: a failed group setup runs no teardown. */
+    if (access(nginx_bin(), X_OK) != 0)
+        fail_msg("no nginx at %s (scripts/deps.sh installs it; NGINX_BIN names another)",
+                 nginx_bin());
     snprintf(w.dir, sizeof(w.dir), "/tmp/paynode-tracing-pair.XXXXXX");
     if (!mkdtemp(w.dir))
         fail_msg("mkdtemp failed");
