@@ -278,10 +278,14 @@ const struct trace_sampler *trace_sampler(const struct tracer *t)
     return &t->sampler;
 }
 
+/* span_id NULL: a new one. */
 static void span_init(struct tracer *t, struct trace_span *sp, const char *name,
-                      enum trace_kind kind, uint64_t start_mono_ns)
+                      enum trace_kind kind, const uint8_t *span_id, uint64_t start_mono_ns)
 {
-    random_id(t, sp->ctx.span_id, TRACE_SPAN_ID_LEN);
+    if (span_id)
+        memcpy(sp->ctx.span_id, span_id, TRACE_SPAN_ID_LEN);
+    else
+        random_id(t, sp->ctx.span_id, TRACE_SPAN_ID_LEN);
     sp->kind = (uint8_t)kind;
     sp->status = TRACE_STATUS_UNSET;
     sp->nattrs = 0;
@@ -308,11 +312,17 @@ void trace_span_start(struct tracer *t, struct trace_span *sp, const char *name,
     }
     sp->sampled = trace_sampler_decide(&t->sampler, remote, sp->ctx.trace_id);
     sp->ctx.flags = sp->sampled ? TRACE_FLAG_SAMPLED : 0;
-    span_init(t, sp, name, kind, start_mono_ns);
+    span_init(t, sp, name, kind, NULL, start_mono_ns);
 }
 
-void trace_span_child(struct tracer *t, struct trace_span *sp, const char *name,
-                      enum trace_kind kind, const struct trace_ctx *parent, uint64_t start_mono_ns)
+void trace_new_span_id(struct tracer *t, uint8_t out[TRACE_SPAN_ID_LEN])
+{
+    random_id(t, out, TRACE_SPAN_ID_LEN);
+}
+
+void trace_span_child_id(struct tracer *t, struct trace_span *sp, const char *name,
+                         enum trace_kind kind, const struct trace_ctx *parent,
+                         const uint8_t span_id[TRACE_SPAN_ID_LEN], uint64_t start_mono_ns)
 {
     sp->sampled = false;
     if (!t)
@@ -322,7 +332,13 @@ void trace_span_child(struct tracer *t, struct trace_span *sp, const char *name,
     sp->has_parent = true;
     sp->ctx.flags = parent->flags;
     sp->sampled = (parent->flags & TRACE_FLAG_SAMPLED) != 0;
-    span_init(t, sp, name, kind, start_mono_ns);
+    span_init(t, sp, name, kind, span_id, start_mono_ns);
+}
+
+void trace_span_child(struct tracer *t, struct trace_span *sp, const char *name,
+                      enum trace_kind kind, const struct trace_ctx *parent, uint64_t start_mono_ns)
+{
+    trace_span_child_id(t, sp, name, kind, parent, NULL, start_mono_ns);
 }
 
 static struct trace_attr *new_attr(struct trace_span *sp, const char *key)

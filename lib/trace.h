@@ -136,6 +136,17 @@ void trace_span_start(struct tracer *t, struct trace_span *sp, const char *name,
 void trace_span_child(struct tracer *t, struct trace_span *sp, const char *name,
                       enum trace_kind kind, const struct trace_ctx *parent, uint64_t start_mono_ns);
 
+/* A fresh span id (never all zero) for a span whose id must travel before the
+ * span is timed into the caller's storage: an outgoing request's traceparent
+ * names it while the request is in flight, and the span itself is made only
+ * when the answer is in, with trace_span_child_id(). t must not be NULL. */
+void trace_new_span_id(struct tracer *t, uint8_t out[TRACE_SPAN_ID_LEN]);
+
+/* trace_span_child() with span_id (from trace_new_span_id()) as the span's id. */
+void trace_span_child_id(struct tracer *t, struct trace_span *sp, const char *name,
+                         enum trace_kind kind, const struct trace_ctx *parent,
+                         const uint8_t span_id[TRACE_SPAN_ID_LEN], uint64_t start_mono_ns);
+
 /* Attributes (dropped beyond TRACE_ATTRS_MAX) and status; no-ops unless
  * sp->sampled. key must be a literal (see struct trace_attr). */
 void trace_span_str(struct trace_span *sp, const char *key, const char *v, size_t len);

@@ -15,12 +15,18 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/money.h"
+#include "lib/trace.h"
 #include "lib/uuid.h"
 #include "node/dispatch.h"
 #include "node/health.h"
 #include "node/node.h"
 #include "node/obs.h"
 #include "node/peer.h"
+
+/* A span's context goes into an ACCEPTED as it is. */
+_Static_assert(TRACE_FLAG_SAMPLED == EVENT_TRACE_SAMPLED && TRACE_ID_LEN == 16 &&
+                   TRACE_SPAN_ID_LEN == 8,
+               "lib/trace's context and proto/event's carried one are the same bytes");
 
 #define ACCEPTED_BODY "{\"status\":\"accepted\"}"
 
@@ -36,7 +42,11 @@ static const char *full_error(const struct node *n)
                                  : "ledger full";
 }
 
-static void post_payment(struct node *n, struct http_exchange *x, const struct http_request *req)
+/* span: the request's (obs_req_begin()); when sampled, its context travels
+ * with the ACCEPTED event (the ledger keeps it for dispatch, the peer gets it
+ * too) and a reply held for the peer's ack becomes its child span. */
+static void post_payment(struct node *n, struct http_exchange *x, const struct http_request *req,
+                         const struct trace_span *span)
 {
     struct json_doc doc;
     struct slice s;
@@ -99,6 +109,11 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
     }
     struct event ev = {.type = EVENT_ACCEPTED, .amount_cents = cents, .at_ms = clock_wall_ms()};
     memcpy(ev.id, id, sizeof(id));
+    if (span->sampled) {
+        ev.trace_flags = span->ctx.flags;
+        memcpy(ev.trace.trace_id, span->ctx.trace_id, sizeof(ev.trace.trace_id));
+        memcpy(ev.trace.span_id, span->ctx.span_id, sizeof(ev.trace.span_id));
+    }
     rv = node_emit(n, &ev, &p);
     if (rv != 0) {
         n->counters.payments_refused++;
@@ -112,7 +127,8 @@ static void post_payment(struct node *n, struct http_exchange *x, const struct h
     n->counters.payments_accepted++;
     /* Invariant 1: a 2xx only once the peer holds the payment too. */
     if (n->peer)
-        peer_reply_when_acked(n->peer, x, n->seq, api_reply_accepted);
+        peer_reply_when_acked(n->peer, x, n->seq, api_reply_accepted,
+                              span->sampled ? &span->ctx : NULL);
     else
         api_reply_accepted(x);
 }
@@ -242,7 +258,7 @@ static void post_purge(struct node *n, struct http_exchange *x, const struct htt
      * one accepted by the peer before the peer applies the purge, which would
      * wipe it there and leave the two nodes' books apart. */
     if (n->peer)
-        peer_reply_when_acked(n->peer, x, n->seq, reply_purged);
+        peer_reply_when_acked(n->peer, x, n->seq, reply_purged, NULL);
     else
         reply_purged(x);
 }
@@ -349,6 +365,14 @@ static void api_metrics(struct api *a, struct http_exchange *x)
     if (n->peer)
         peer_metrics(n->peer, &m); /* the replication samples, after ours */
     obs_metrics(&n->obs, &m);
+    struct ledger_trace_stats ts;
+    ledger_trace_stats(n->ledger, &ts);
+    gauge(&m, "paynode_trace_payment_contexts",
+          "Sampled payments not yet recorded whose trace context is kept for their later spans.",
+          NULL, ts.used);
+    ctr(&m, "paynode_trace_payments_untracked_total",
+        "Sampled payments whose context found no free slot: no span after their POST span.", NULL,
+        ts.untracked);
     int rv = metrics_error(&m);
     if (rv != 0) {
         http_reply_error(x, 500, "out of memory");
@@ -393,7 +417,7 @@ void api_handle(struct http_exchange *x, const struct http_request *req, void *a
     if (slice_eq(req->path, "/payments")) {
         if (post) {
             obs_req_begin(&n->obs, &o, "POST /payments", req);
-            post_payment(n, x, req);
+            post_payment(n, x, req, &o.span);
             const char *r = post_result(&before, &n->counters);
             obs_req_end(&n->obs, &o, &n->obs.post, r, strcmp(r, "refused") == 0);
         } else

@@ -23,6 +23,7 @@
 #include "node/health.h"
 #include "lib/httpc.h"
 #include "lib/log.h"
+#include "lib/trace.h"
 #include "lib/uuid.h"
 #include "node/processor.h"
 
@@ -68,6 +69,11 @@ struct job {
     uint64_t unknown_ms;     /* loop ms when the last unknown fate was learned */
     uint64_t next_ms;        /* JOB_WAIT: earliest next action */
     unsigned backoff_ms;
+    /* Tracing: only for a payment whose ledger entry kept a trace context. */
+    bool traced;                        /* tctx holds it */
+    struct trace_ctx tctx;              /* the span that accepted the payment: the parent */
+    uint8_t span_id[TRACE_SPAN_ID_LEN]; /* traced, a request in flight: its span's id */
+    uint64_t span_start_ns;             /* traced, a request in flight: uv_hrtime() at start */
 };
 
 struct jlist {
@@ -124,6 +130,7 @@ struct dispatch {
     bool kicked; /* re-check acking jobs on the next prepare pass */
     struct dispatch_pair pair;
     struct dispatch_stats stats;
+    struct tracer *tracer; /* NULL: tracing off */
 };
 
 #define DISPATCH_CHECK(d) assert((d) != NULL && (d)->magic == DISPATCH_MAGIC)
@@ -432,6 +439,12 @@ void dispatch_free(struct dispatch *d)
     uv_close((uv_handle_t *)&d->tick, on_handle_closed);
 }
 
+void dispatch_set_tracer(struct dispatch *d, struct tracer *t)
+{
+    DISPATCH_CHECK(d);
+    d->tracer = t;
+}
+
 bool dispatch_has_room(const struct dispatch *d)
 {
     DISPATCH_CHECK(d);
@@ -528,10 +541,30 @@ static void job_to_waiting(struct dispatch *d, struct job *j, uint64_t now)
     jl_append(&d->waiting, j);
 }
 
+/* "payment recorded": RECORDED made and applied (rv of the emit). */
+static void trace_recorded(struct dispatch *d, const struct job *j, uint64_t start_ns,
+                           int64_t at_ms, int rv)
+{
+    struct trace_span sp;
+    trace_span_child(d->tracer, &sp, "payment recorded", TRACE_KIND_INTERNAL, &j->tctx, start_ns);
+    const char *proc = proc_name[j->proc];
+    const char *result = rv == 0 ? "recorded" : rv == -EEXIST ? "already" : "refused";
+    trace_span_str(&sp, "paynode.processor", proc, strlen(proc));
+    trace_span_str(&sp, "paynode.result", result, strlen(result));
+    trace_span_int(&sp, "paynode.requested_at_ms", at_ms);
+    if (rv != 0 && rv != -EEXIST)
+        trace_span_status(&sp, TRACE_STATUS_ERROR);
+    trace_span_end(d->tracer, &sp, 0);
+}
+
 static void emit_recorded(struct dispatch *d, struct job *j, int64_t at_ms)
 {
     char idtxt[UUID_TEXT_LEN + 1];
+    bool traced = j->traced && d->tracer;
+    uint64_t start_ns = traced ? uv_hrtime() : 0;
     int rv = emit_event(d, EVENT_RECORDED, j, at_ms, NULL, NULL);
+    if (traced)
+        trace_recorded(d, j, start_ns, at_ms, rv);
     if (rv == 0 || rv == -EEXIST) {
         d->stats.recorded[j->proc]++;
     } else if (rv == -EPROTO) {
@@ -576,6 +609,72 @@ static void park(struct dispatch *d, struct job *j)
     job_put(d, j); /* stays owned: nothing will pick it up again until a purge */
 }
 
+/* ---------------- tracing ---------------- */
+
+/* Takes the payment's trace context, if the ledger kept one (tracing on and
+ * the payment sampled). */
+static void job_trace_load(struct dispatch *d, struct job *j, const struct payment *pay)
+{
+    if (!d->tracer || pay->trace == 0)
+        return;
+    uint8_t flags;
+    const struct event_trace *t = ledger_trace(d->ledger, pay, &flags);
+    if (!t)
+        return;
+    memcpy(j->tctx.trace_id, t->trace_id, TRACE_ID_LEN);
+    memcpy(j->tctx.span_id, t->span_id, TRACE_SPAN_ID_LEN);
+    j->tctx.flags = flags;
+    j->traced = true;
+}
+
+#define TRACEPARENT_HEADER "traceparent: "
+#define TRACEPARENT_HEADER_MAX (sizeof(TRACEPARENT_HEADER) - 1 + TRACE_TRACEPARENT_LEN + 1)
+
+/* A traced job's request is about to start: its span's id and start time, and
+ * the header naming that span (into buf) after base's headers (into hdrs).
+ * Returns the header list to send: base when the job is not traced. */
+static const char *const *trace_request(struct dispatch *d, struct job *j, const char *const *base,
+                                        const char **hdrs, size_t cap, char *buf)
+{
+    if (!j->traced || !d->tracer)
+        return base;
+    trace_new_span_id(d->tracer, j->span_id);
+    j->span_start_ns = uv_hrtime();
+    struct trace_ctx c = j->tctx;
+    memcpy(c.span_id, j->span_id, TRACE_SPAN_ID_LEN);
+    memcpy(buf, TRACEPARENT_HEADER, sizeof(TRACEPARENT_HEADER) - 1);
+    trace_format_traceparent(&c, buf + sizeof(TRACEPARENT_HEADER) - 1);
+    size_t n = 0;
+    while (base && base[n])
+        n++;
+    assert(n + 2 <= cap); /* base's headers, ours, NULL */
+    (void)cap;
+    if (n > 0)
+        memcpy(hdrs, base, n * sizeof(*hdrs));
+    hdrs[n++] = buf;
+    hdrs[n] = NULL;
+    return hdrs;
+}
+
+/* The span of a traced job's request that just answered. outcome is a literal. */
+static void trace_answer(struct dispatch *d, const struct job *j, const char *name,
+                         const struct httpc_result *res, const char *outcome, bool error)
+{
+    if (!j->traced || !d->tracer || d->freeing)
+        return;
+    struct trace_span sp;
+    trace_span_child_id(d->tracer, &sp, name, TRACE_KIND_CLIENT, &j->tctx, j->span_id,
+                        j->span_start_ns);
+    const char *proc = proc_name[j->proc];
+    trace_span_str(&sp, "paynode.processor", proc, strlen(proc));
+    trace_span_str(&sp, "paynode.outcome", outcome, strlen(outcome));
+    trace_span_int(&sp, "http.response.status_code", res->status);
+    trace_span_int(&sp, "paynode.duration_us", (int64_t)res->elapsed_us);
+    if (error)
+        trace_span_status(&sp, TRACE_STATUS_ERROR);
+    trace_span_end(d->tracer, &sp, 0);
+}
+
 /* ---------------- requests ---------------- */
 
 static void on_post_done(void *arg, const struct httpc_result *res);
@@ -585,8 +684,11 @@ static int start_post(struct dispatch *d, struct job *j, uint64_t now)
 {
     char body[PROCESSOR_BODY_MAX];
     size_t len = processor_payment_body(body, j->id, j->amount_cents, j->requested_at_ms);
-    int rv = httpc_request(d->httpc, "POST", d->post_url[j->proc], processor_json_headers, body,
-                           len, d->cfg.timeout_ms, on_post_done, j);
+    const char *hdrs[4];
+    char tp[TRACEPARENT_HEADER_MAX];
+    const char *const *headers = trace_request(d, j, processor_json_headers, hdrs, 4, tp);
+    int rv = httpc_request(d->httpc, "POST", d->post_url[j->proc], headers, body, len,
+                           d->cfg.timeout_ms, on_post_done, j);
     if (rv != 0)
         return rv;
     assert(j->op != JOB_POST && j->op != JOB_GET); /* one attempt per payment at a time */
@@ -602,8 +704,11 @@ static int start_get(struct dispatch *d, struct job *j, uint64_t now)
     char url[DISPATCH_URL_MAX];
     int rv = processor_url(url, sizeof(url), d->base_url[j->proc], PROCESSOR_URL_PAYMENT, j->id);
     assert(rv > 0); /* its length was checked in dispatch_new() */
-    rv = httpc_request(d->httpc, "GET", url, NULL, NULL, 0, d->cfg.confirm_timeout_ms, on_get_done,
-                       j);
+    const char *hdrs[2];
+    char tp[TRACEPARENT_HEADER_MAX];
+    const char *const *headers = trace_request(d, j, NULL, hdrs, 2, tp);
+    rv = httpc_request(d->httpc, "GET", url, headers, NULL, 0, d->cfg.confirm_timeout_ms,
+                       on_get_done, j);
     if (rv != 0)
         return rv;
     j->op = JOB_GET;
@@ -668,6 +773,7 @@ static int send_next(struct dispatch *d, struct ring *r, int p, bool probe, uint
     j->amount_cents = pay->amount_cents;
     j->proc = (uint8_t)p;
     j->requested_at_ms = clock_wall_ms();
+    job_trace_load(d, j, pay);
     bool leaving_fallback = (pay->failed & (1u << LEDGER_FALLBACK)) != 0;
     uint64_t seq = 0;
     int rv = emit_event(d, EVENT_SENDING, j, j->requested_at_ms, NULL, &seq);
@@ -984,6 +1090,15 @@ static void on_post_done(void *arg, const struct httpc_result *res)
     uint64_t ms64 = res->elapsed_us / 1000;
     uint32_t ms = ms64 > UINT32_MAX ? UINT32_MAX : (uint32_t)ms64;
     enum dispatch_fate fate = dispatch_classify(res->outcome, res->status);
+    if (j->traced) {
+        static const char *const fate_name[] = {[DISPATCH_RECORDED] = "recorded",
+                                                [DISPATCH_NOT_RECORDED] = "not_recorded",
+                                                [DISPATCH_UNKNOWN] = "unknown",
+                                                [DISPATCH_REJECTED] = "rejected"};
+        bool dup = fate == DISPATCH_RECORDED && res->status == 422;
+        trace_answer(d, j, "processor POST", res, dup ? "duplicate" : fate_name[fate],
+                     fate != DISPATCH_RECORDED);
+    }
     /* health may already be gone once dispatch_free() was called */
     struct health *h = d->freeing ? NULL : d->health;
     switch (h ? fate : DISPATCH_REJECTED) {
@@ -1062,6 +1177,14 @@ static void on_get_done(void *arg, const struct httpc_result *res)
     struct dispatch *d = j->d;
     DISPATCH_CHECK(d);
     uint64_t now = uv_now(d->loop);
+    if (j->traced) {
+        bool ok = res->outcome == HTTPC_OK && (res->status == 200 || res->status == 404);
+        trace_answer(d, j, "processor GET", res,
+                     !ok                  ? "unanswered"
+                     : res->status == 200 ? "found"
+                                          : "absent",
+                     !ok);
+    }
     if (answer_begin(d, j)) {
         dispatch_maybe_free(d);
         return;
@@ -1134,6 +1257,7 @@ static void on_resume_visit(struct payment *p, void *arg)
         j->amount_cents = p->amount_cents;
         j->proc = p->processor;
         j->requested_at_ms = p->requested_at_ms;
+        job_trace_load(d, j, p);
         j->pinned = true;
         j->claim = true;
         j->get_next = true;  /* the owner's attempt may have landed: ask first */

@@ -30,6 +30,7 @@
 
 struct health;
 struct httpc;
+struct tracer;
 
 struct dispatch_config {
     const char *url[LEDGER_NPROC];        /* base URLs, no trailing slash; copied */
@@ -69,6 +70,17 @@ struct dispatch;
 struct dispatch *dispatch_new(uv_loop_t *loop, const struct dispatch_config *cfg,
                               struct ledger *ledger, struct health *health, struct httpc *httpc,
                               dispatch_emit_cb *emit, void *emit_arg);
+
+/* Tracing (t NULL: off, the default). Each request to a processor of a
+ * payment whose ledger entry keeps a trace context (ledger_trace()) becomes a
+ * CLIENT span, child of the span that accepted the payment: "processor POST"
+ * (an attempt) or "processor GET" (a confirmation), with the processor, the
+ * outcome, the HTTP status and the duration in us as attributes, and sends a
+ * W3C traceparent naming that span. RECORDED emitted for such a payment is an
+ * INTERNAL span "payment recorded". Unsampled payments cost a branch. t must
+ * outlive dispatch's last answer before dispatch_free(); after it no span is
+ * made. Call before the first payment is submitted. */
+void dispatch_set_tracer(struct dispatch *d, struct tracer *t);
 
 /* Whether dispatch_submit() would accept one more payment now. */
 bool dispatch_has_room(const struct dispatch *d);

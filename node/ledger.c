@@ -45,7 +45,20 @@ struct ledger {
     struct tnode *tree;   /* cap entries */
     uint32_t root[LEDGER_NPROC];
     size_t nstate[LEDGER_RECORDED + 1];
+
+    /* Trace contexts of sampled payments (ledger_traces_reserve()). */
+    struct ledger_tslot *tslots; /* ntslots entries, NULL = tracing off */
+    uint32_t *tfree;             /* stack of free slot indexes */
+    uint32_t ntslots, ntfree;
+    uint64_t untracked;
 };
+
+struct ledger_tslot {
+    struct event_trace t;
+    uint8_t flags;
+};
+
+_Static_assert(sizeof(struct payment) == 56, "the trace slot index fills padding");
 
 /* --- dedup index ---------------------------------------------------------- */
 
@@ -191,7 +204,68 @@ void ledger_free(struct ledger *l)
     free(l->pool);
     free(l->hash);
     free(l->tree);
+    free(l->tslots);
+    free(l->tfree);
     free(l);
+}
+
+int ledger_traces_reserve(struct ledger *l, size_t n)
+{
+    assert(l->tslots == NULL && n > 0 && n < UINT32_MAX);
+    l->tslots = calloc(n, sizeof(*l->tslots));
+    l->tfree = calloc(n, sizeof(*l->tfree));
+    if (!l->tslots || !l->tfree) {
+        free(l->tslots);
+        free(l->tfree);
+        l->tslots = NULL;
+        l->tfree = NULL;
+        return -ENOMEM;
+    }
+    l->ntslots = (uint32_t)n;
+    for (uint32_t i = 0; i < l->ntslots; i++)
+        l->tfree[i] = l->ntslots - 1 - i;
+    l->ntfree = l->ntslots;
+    return 0;
+}
+
+static void trace_keep(struct ledger *l, struct payment *p, const struct event *ev)
+{
+    if (!ev->trace_flags || !l->tslots)
+        return;
+    if (l->ntfree == 0) {
+        l->untracked++;
+        return;
+    }
+    uint32_t slot = l->tfree[--l->ntfree];
+    l->tslots[slot].t = ev->trace;
+    l->tslots[slot].flags = ev->trace_flags;
+    p->trace = slot + 1;
+}
+
+static void trace_drop(struct ledger *l, struct payment *p)
+{
+    if (p->trace == 0)
+        return;
+    assert(p->trace <= l->ntslots && l->ntfree < l->ntslots);
+    l->tfree[l->ntfree++] = p->trace - 1;
+    p->trace = 0;
+}
+
+const struct event_trace *ledger_trace(const struct ledger *l, const struct payment *p,
+                                       uint8_t *flags)
+{
+    if (p->trace == 0)
+        return NULL;
+    const struct ledger_tslot *s = &l->tslots[p->trace - 1];
+    *flags = s->flags;
+    return &s->t;
+}
+
+void ledger_trace_stats(const struct ledger *l, struct ledger_trace_stats *out)
+{
+    out->slots = l->ntslots;
+    out->used = l->ntslots - l->ntfree;
+    out->untracked = l->untracked;
 }
 
 /* Empties the ledger touching only what was used. */
@@ -203,6 +277,8 @@ static void ledger_reset(struct ledger *l)
         l->pool[i].index = hash_slot(l, l->pool[i].id);
     for (uint32_t i = 0; i < l->used; i++)
         l->hash[l->pool[i].index] = 0;
+    for (uint32_t i = 0; i < l->used; i++)
+        trace_drop(l, &l->pool[i]);
     memset(l->pool, 0, (size_t)l->used * sizeof(*l->pool));
     memset(l->tree, 0, (size_t)l->used * sizeof(*l->tree));
     l->used = 0;
@@ -243,6 +319,8 @@ static int apply_accepted(struct ledger *l, const struct event *ev, struct payme
     p->failed = 0;
     p->shared = 0;
     p->index = i;
+    p->trace = 0;
+    trace_keep(l, p, ev);
     l->hash[s] = i + 1;
     l->nstate[LEDGER_ACCEPTED]++;
     *out = p;
@@ -301,6 +379,7 @@ int ledger_apply(struct ledger *l, const struct event *ev, struct payment **out)
         p->requested_at_ms = ev->at_ms;
         p->failed &= (uint8_t)~bit;
         tree_insert(l, p->index, ev->processor, ev->at_ms);
+        trace_drop(l, p); /* final: no span of the payment comes after */
         return 0;
 
     case EVENT_FAILED:
@@ -406,10 +485,14 @@ bool ledger_check(const struct ledger *l)
 {
     size_t nstate[LEDGER_RECORDED + 1] = {0};
     size_t recorded[LEDGER_NPROC] = {0};
+    size_t traced = 0;
     for (uint32_t i = 0; i < l->used; i++) {
         const struct payment *p = &l->pool[i];
         if (p->index != i || p->state > LEDGER_RECORDED || p->amount_cents <= 0)
             return false;
+        if (p->trace != 0 && (p->trace > l->ntslots || p->state == LEDGER_RECORDED))
+            return false;
+        traced += p->trace != 0;
         if (p->state != LEDGER_ACCEPTED && p->processor >= LEDGER_NPROC)
             return false;
         nstate[p->state]++;
@@ -425,6 +508,8 @@ bool ledger_check(const struct ledger *l)
         inhash += l->hash[s] != 0;
     }
     if (inhash != l->used || memcmp(nstate, l->nstate, sizeof(nstate)) != 0)
+        return false;
+    if (traced != l->ntslots - l->ntfree)
         return false;
     for (int p = 0; p < LEDGER_NPROC; p++) {
         int64_t n = check_tree(l, l->root[p], p, UINT32_MAX, NULL, NULL, 0);

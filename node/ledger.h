@@ -34,6 +34,8 @@ struct payment {
                                 and no SENDING to p came after */
     uint8_t shared;          /* set outside the ledger: the peer may know this payment */
     uint32_t index;          /* position in the ledger's pool, stable for the payment's life */
+    uint32_t trace;          /* 1 + the slot of its trace context (ledger_trace()), 0 = none;
+                                fills what was padding: the struct stays 56 bytes */
 };
 
 /* A sum of cents, exact for any ledger: an amount is a positive int64 (the
@@ -93,6 +95,28 @@ void ledger_free(struct ledger *l);
  * origin and seq are not checked here (proto/event.c validates frames). */
 int ledger_apply(struct ledger *l, const struct event *ev, struct payment **out)
     __attribute__((warn_unused_result));
+
+/* Trace contexts (tracing on only): the context an ACCEPTED carries
+ * (event.trace_flags set: its payment was sampled) is kept beside the payment
+ * until it is RECORDED or purged, so that dispatch can make the payment's
+ * spans children of the span that accepted it, on this node or, after a
+ * takeover, on the peer. ledger_traces_reserve() allocates n slots (start-up
+ * only; 0 or -ENOMEM; once). Without it, or when every slot is taken, the
+ * context is not kept (counted in `untracked`): the payment's later spans are
+ * then not made, nothing else changes. */
+int ledger_traces_reserve(struct ledger *l, size_t n) __attribute__((warn_unused_result));
+
+/* The trace context kept for p and its W3C trace-flags, or NULL. Valid until
+ * the next ledger_apply(). */
+const struct event_trace *ledger_trace(const struct ledger *l, const struct payment *p,
+                                       uint8_t *flags);
+
+struct ledger_trace_stats {
+    size_t slots;       /* reserved */
+    size_t used;        /* holding a context now */
+    uint64_t untracked; /* contexts not kept: no free slot */
+};
+void ledger_trace_stats(const struct ledger *l, struct ledger_trace_stats *out);
 
 struct payment *ledger_find(const struct ledger *l, const uint8_t id[16]);
 struct payment *ledger_at(const struct ledger *l, uint32_t index); /* NULL if out of range */

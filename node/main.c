@@ -24,6 +24,11 @@
 #include "node/obs.h"
 #include "node/peer.h"
 
+/* Sampled payments whose trace context the ledger keeps at once (not yet
+ * recorded; about 30 bytes each, allocated only with tracing on). Beyond, a
+ * payment's spans stop at its POST span (paynode_trace_payments_untracked_total). */
+#define MAIN_TRACE_SLOTS 16384u
+
 /* The process: the node and its signal handles. Only main() names the_proc
  * (static storage: debuggers and docs/BENCHMARKS.md find the node there); the
  * signal handler finds it through its handle's data. */
@@ -259,6 +264,14 @@ static int start(struct node *n)
     int orv = start_obs(n);
     if (orv != 0)
         return orv;
+    if (n->obs.tracer) {
+        /* A sampled payment's trace context, kept until it is recorded. */
+        orv = ledger_traces_reserve(n->ledger, MAIN_TRACE_SLOTS);
+        if (orv != 0)
+            return orv;
+        dispatch_set_tracer(n->dispatch, n->obs.tracer);
+        log_fields(LOG_INFO, "main", "tracing payments", "\"contextSlots\":%u", MAIN_TRACE_SLOTS);
+    }
     n->http = http_server_new(n->loop, &scfg, api_handle, &n->api);
     if (!n->http)
         return -ENOMEM;
@@ -283,6 +296,7 @@ static int start(struct node *n)
         n->peer = make_peer(n);
         if (!n->peer)
             return -ENOMEM;
+        peer_set_tracer(n->peer, n->obs.tracer);
         struct dispatch_pair pair = {
             .self_id = (uint8_t)c->node_id,
             .acked = pair_acked,

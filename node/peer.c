@@ -201,6 +201,12 @@ out_free:
     return NULL;
 }
 
+void peer_set_tracer(struct peer *p, struct tracer *t)
+{
+    assert(p->magic == PEER_MAGIC);
+    p->tracer = t;
+}
+
 static int open_sockets(struct peer *p)
 {
     int rv;

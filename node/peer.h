@@ -36,6 +36,8 @@ struct http_exchange;
 struct ledger;
 struct metrics;
 struct payment;
+struct trace_ctx;
+struct tracer;
 
 struct peer;
 
@@ -97,9 +99,15 @@ typedef void peer_reply_fn(struct http_exchange *x);
  * seq, or at once when the peer cannot acknowledge (not alive, not ready, no
  * subscriber). Holds at most PEER_HOLD_MAX_MS. Used for a payment's 2xx (the
  * peer holds it before the client hears "accepted") and for a purge's answer
- * (the peer has purged before the client sends its next payment). */
+ * (the peer has purged before the client sends its next payment). parent
+ * (copied; NULL for none) is a sampled span's context: a reply that was held
+ * then becomes an INTERNAL span "peer ack wait", its child, from the hold to
+ * the answer (peer_set_tracer()). */
 void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
-                           peer_reply_fn *reply);
+                           peer_reply_fn *reply, const struct trace_ctx *parent);
+
+/* Tracing (t NULL: off, the default): t must outlive peer_close()'s callback. */
+void peer_set_tracer(struct peer *p, struct tracer *t);
 
 /* Whether the peer holds our event seq (of this incarnation). When not, the
  * caller is taken to wait for it: the fast lane asks the peer for an ack

@@ -16,6 +16,7 @@
 
 #include "lib/hist.h"
 #include "lib/seal.h"
+#include "lib/trace.h"
 #include "node/config.h"
 #include "node/peer.h"
 #include "proto/catchup.h"
@@ -53,6 +54,8 @@ struct held_reply {
     uint64_t seq;         /* our event that the peer must hold */
     uint64_t since_ms;    /* uv_now when held */
     uint64_t since_ns;    /* uv_hrtime when held: the ack wait's histogram */
+    bool traced;          /* parent holds a sampled span's context: a span on release */
+    struct trace_ctx parent;
 };
 
 struct peer {
@@ -135,6 +138,7 @@ struct peer {
 
     struct held_reply *holds;
     unsigned hold_head, hold_len;
+    struct tracer *tracer; /* NULL: tracing off */
     struct hist ack_wait; /* held reply -> the peer's ack, for those acked */
 
     uint8_t *rep_buf;              /* one repair response */

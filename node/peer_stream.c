@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <uv.h>
 
 #include <nng/nng.h>
@@ -17,6 +18,7 @@
 #include "lib/container.h"
 #include "lib/log.h"
 #include "lib/money.h"
+#include "lib/trace.h"
 #include "node/dispatch.h"
 #include "node/gossip.h"
 #include "node/ledger.h"
@@ -198,6 +200,20 @@ bool peer_stream_can_ack(const struct peer *p)
            (p->fast_on || atomic_load(&p->pub_pipes) > 0);
 }
 
+/* The span of a held reply being answered: acked, or given up on. */
+static void trace_hold(struct peer *p, const struct held_reply *h, bool acked, bool expired,
+                       uint64_t now_ns)
+{
+    struct trace_span sp;
+    trace_span_child(p->tracer, &sp, "peer ack wait", TRACE_KIND_INTERNAL, &h->parent, h->since_ns);
+    const char *r = acked ? "acked" : expired ? "expired" : "peer gone";
+    trace_span_str(&sp, "paynode.result", r, strlen(r));
+    trace_span_int(&sp, "paynode.seq", (int64_t)h->seq);
+    if (!acked)
+        trace_span_status(&sp, TRACE_STATUS_ERROR);
+    trace_span_end(p->tracer, &sp, now_ns);
+}
+
 /* Answers held replies: those acked, and all of them when force (peer gone),
  * and those older than PEER_HOLD_MAX_MS. */
 void peer_stream_release_holds(struct peer *p, bool force)
@@ -214,6 +230,8 @@ void peer_stream_release_holds(struct peer *p, bool force)
             p->st.replies_unacked++;
         else
             hist_add_ns(&p->ack_wait, now_ns - h->since_ns);
+        if (h->traced && p->tracer)
+            trace_hold(p, h, acked, expired, now_ns);
         struct http_exchange *x = h->x;
         peer_reply_fn *reply = h->reply;
         p->hold_head = (p->hold_head + 1) % PEER_HOLD_CAP;
@@ -223,7 +241,7 @@ void peer_stream_release_holds(struct peer *p, bool force)
 }
 
 void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
-                           peer_reply_fn *reply)
+                           peer_reply_fn *reply, const struct trace_ctx *parent)
 {
     if (seq <= p->acked || !peer_stream_can_ack(p) || p->hold_len == PEER_HOLD_CAP) {
         if (seq > p->acked)
@@ -232,8 +250,15 @@ void peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq
         return;
     }
     unsigned i = (p->hold_head + p->hold_len) % PEER_HOLD_CAP;
-    p->holds[i] = (struct held_reply){
-        .x = x, .reply = reply, .seq = seq, .since_ms = now_ms(p), .since_ns = uv_hrtime()};
+    struct held_reply *h = &p->holds[i];
+    h->x = x;
+    h->reply = reply;
+    h->seq = seq;
+    h->since_ms = now_ms(p);
+    h->since_ns = uv_hrtime();
+    h->traced = parent != NULL;
+    if (parent)
+        h->parent = *parent;
     p->hold_len++;
     p->st.replies_held++;
     want_ack_of(p, seq);
@@ -281,9 +306,12 @@ void peer_stream_purge(struct peer *p, uint64_t epoch)
 
 /* Whether a peer's event holds values our own API and clock could have made:
  * an amount the API accepts, a processor we know, a time between 2000 and a
- * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours. */
+ * day from now, a purge epoch at most PEER_EPOCH_STEP_MAX above ours, a trace
+ * context only on an ACCEPTED (proto/event.c checks its ids and flags). */
 static bool event_sane(const struct peer *p, const struct event *ev)
 {
+    if (ev->trace_flags && ev->type != EVENT_ACCEPTED)
+        return false;
     if (ev->type == EVENT_PURGED)
         return ev->epoch > 0 && ev->epoch <= own_purge_epoch(p) + PEER_EPOCH_STEP_MAX;
     if (ev->type != EVENT_ACCEPTED && ev->processor >= LEDGER_NPROC)

@@ -19,6 +19,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/money.h"
+#include "lib/trace.h"
 #include "lib/uuid.h"
 #include "psim_store.h"
 
@@ -68,6 +69,10 @@ struct procsim {
 
     uint64_t health_ok, health_429;
     uint64_t pay_200, pay_500, pay_422, pay_429;
+    /* W3C traceparent on POST /payments and GET /payments/{id} (for tests of
+     * the nodes' propagation): how many carried a valid one, and the last. */
+    uint64_t traceparents;
+    char last_traceparent[TRACE_TRACEPARENT_LEN + 1];
 
     unsigned nhandles;
     bool closing;
@@ -674,16 +679,32 @@ static void handle_config(struct procsim *ps, struct http_exchange *x,
 
 static void handle_stats(struct procsim *ps, struct http_exchange *x)
 {
-    char body[384];
+    char body[512];
     snprintf(body, sizeof(body),
              "{\"healthOk\":%llu,\"health429\":%llu,\"payments200\":%llu,\"payments500\":%llu,"
              "\"payments422\":%llu,\"payments429\":%llu,\"inFlight\":%u,\"queued\":%u,"
-             "\"healthQueued\":%u,\"stored\":%zu}",
+             "\"healthQueued\":%u,\"stored\":%zu,\"traceparents\":%llu,"
+             "\"lastTraceparent\":\"%s\"}",
              (unsigned long long)ps->health_ok, (unsigned long long)ps->health_429,
              (unsigned long long)ps->pay_200, (unsigned long long)ps->pay_500,
              (unsigned long long)ps->pay_422, (unsigned long long)ps->pay_429, ps->in_flight,
-             ps->queued, ps->health_waiting, psim_store_count(ps->store));
+             ps->queued, ps->health_waiting, psim_store_count(ps->store),
+             (unsigned long long)ps->traceparents, ps->last_traceparent);
     http_reply_json(x, 200, body);
+}
+
+/* Counts and keeps a valid traceparent (re-formatted: only hex and dashes
+ * reach the stats body). */
+static void note_traceparent(struct procsim *ps, const struct http_request *req)
+{
+    struct slice v;
+    struct trace_ctx c;
+    if (!http_request_header(req, "traceparent", &v) ||
+        trace_parse_traceparent(v.ptr, v.len, &c) != 0)
+        return;
+    ps->traceparents++;
+    trace_format_traceparent(&c, ps->last_traceparent);
+    ps->last_traceparent[TRACE_TRACEPARENT_LEN] = '\0';
 }
 
 /* ---------- routing ---------- */
@@ -704,10 +725,12 @@ static void on_request(struct http_exchange *x, const struct http_request *req, 
     struct slice rest;
     enum http_verb v = req->verb;
     if (slice_eq(req->path, "/payments")) {
-        if (v == HTTP_VERB_POST)
+        if (v == HTTP_VERB_POST) {
+            note_traceparent(ps, req);
             handle_payment(ps, x, req);
-        else
+        } else {
             http_reply_error(x, 405, "method not allowed");
+        }
         return;
     }
     if (slice_eq(req->path, "/payments/service-health")) {
@@ -718,10 +741,12 @@ static void on_request(struct http_exchange *x, const struct http_request *req, 
         return;
     }
     if (has_prefix(req->path, "/payments/", &rest)) {
-        if (v == HTTP_VERB_GET)
+        if (v == HTTP_VERB_GET) {
+            note_traceparent(ps, req);
             handle_get_payment(ps, x, rest);
-        else
+        } else {
             http_reply_error(x, 405, "method not allowed");
+        }
         return;
     }
     if (has_prefix(req->path, "/admin/", &rest)) {

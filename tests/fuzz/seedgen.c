@@ -75,6 +75,15 @@ static void events(void)
             put("event", "accepted-truncated", buf, (size_t)n - 3);
             buf[1] = 2; /* another version */
             put("event", "accepted-version-2", buf, (size_t)n);
+            /* With a trace context (docs/REPLICATION.md, "Trace context"). */
+            ev.trace_flags = EVENT_TRACE_SAMPLED;
+            for (int i = 0; i < 16; i++)
+                ev.trace.trace_id[i] = (uint8_t)(0xa0 + i);
+            for (int i = 0; i < 8; i++)
+                ev.trace.span_id[i] = (uint8_t)(0x50 + i);
+            n = event_encode(&ev, buf, sizeof(buf));
+            must(n > 0, "event_encode traced");
+            put("event", "accepted-traced", buf, (size_t)n);
         }
     }
 }

@@ -152,6 +152,33 @@ static void test_record_and_200(void **state)
     sim_stop(&s);
 }
 
+/* /admin/stats counts the valid traceparents that POST /payments and GET
+ * /payments/{id} brought and shows the last (what the nodes propagate). */
+static void test_traceparent_seen(void **state)
+{
+    struct sim s;
+    sim_start(&s, NULL);
+    char out[512];
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const char *body =
+        "{\"correlationId\":\"" ID1 "\",\"amount\":19.90,\"requestedAt\":\"" AT "\"}";
+    assert_int_equal(req(&s, "POST", "/payments", NULL, body, out, sizeof(out)), 200);
+    assert_int_equal(stat_of(&s, "traceparents"), 0);
+    char hdr[96];
+    snprintf(hdr, sizeof(hdr), "traceparent: %s\r\n", tp);
+    assert_int_equal(req(&s, "POST", "/payments", hdr, body, out, sizeof(out)), 422);
+    assert_int_equal(req(&s, "GET", "/payments/" ID1,
+                         "traceparent: 00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01\r\n",
+                         NULL, out, sizeof(out)),
+                     200); /* an invalid one (zero span id) is not counted */
+    assert_int_equal(stat_of(&s, "traceparents"), 1);
+    assert_int_equal(req(&s, "GET", "/admin/stats", TOKEN_HDR, NULL, out, sizeof(out)), 200);
+    char want[128];
+    snprintf(want, sizeof(want), "\"lastTraceparent\":\"%s\"", tp);
+    assert_non_null(strstr(out, want));
+    sim_stop(&s);
+}
+
 static void test_duplicate_422(void **state)
 {
     struct sim s;
@@ -583,6 +610,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_and_200),
+        cmocka_unit_test(test_traceparent_seen),
         cmocka_unit_test(test_duplicate_422),
         cmocka_unit_test(test_bad_input_400),
         cmocka_unit_test(test_delay_respected),

@@ -2,8 +2,11 @@
  * simulators) exports OTLP/HTTP JSON to the test receiver. With
  * OTEL_TRACES_SAMPLER=parentbased_always_off only the requests whose caller
  * sampled them (a traceparent with flag 01) are traced, so the spans expected
- * are exactly known: each continues the caller's trace id with the caller's
- * span as parent, carries the node's service name and id and the result.
+ * are exactly known: each request's SERVER span continues the caller's trace
+ * id with the caller's span as parent, carries the node's service name and id
+ * and the result; the accepted payment's processor attempt (CLIENT) and its
+ * recording (INTERNAL) are children of its POST span (alone, no reply waits
+ * for a peer's ack, so there is no ack-wait span).
  * /metrics then shows the histograms (strict checker) and the export counters;
  * a span ended just before SIGTERM still reaches the receiver, and the node
  * exits 0. */
@@ -40,14 +43,20 @@ static int request(const char *addr, const char *method, const char *path, const
     return r.status;
 }
 
+static const struct otlp_recv_span *find_named(const struct otlp_recv_span *s, size_t n,
+                                               const char *trace_id, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s[i].trace_id, trace_id) == 0 && (!name || strcmp(s[i].name, name) == 0))
+            return &s[i];
+    fail_msg("no span %s of trace %s", name ? name : "(any)", trace_id);
+    return NULL;
+}
+
 static const struct otlp_recv_span *find(const struct otlp_recv_span *s, size_t n,
                                          const char *trace_id)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(s[i].trace_id, trace_id) == 0)
-            return &s[i];
-    fail_msg("no span of trace %s", trace_id);
-    return NULL;
+    return find_named(s, n, trace_id, NULL);
 }
 
 /* The value of a sample line "name value" in the metrics text, or -1. */
@@ -100,20 +109,41 @@ static void test_trace_end_to_end(void **state)
                              "00-" TRACE_C "-" CALLER_SPAN "-01", NULL, out, sizeof(out)),
                      200);
 
-    assert_true(otlp_recv_wait(rcv, 3, 5000));
-    struct otlp_recv_span s[8];
-    size_t n = otlp_recv_spans(rcv, s, 8);
-    assert_int_equal(n, 3);
+    assert_true(otlp_recv_wait(rcv, 5, 5000));
+    topo_sleep_ms(200); /* nothing more comes */
+    struct otlp_recv_span s[16];
+    size_t n = otlp_recv_spans(rcv, s, 16);
+    assert_int_equal(n, 5);
     struct otlp_recv_counts c;
     otlp_recv_counts(rcv, &c);
     assert_int_equal(c.bad, 0);
-    const struct otlp_recv_span *a = find(s, n, TRACE_A), *b = find(s, n, TRACE_B),
-                                *sum = find(s, n, TRACE_C);
+    const struct otlp_recv_span *a = find_named(s, n, TRACE_A, "POST /payments"),
+                                *b = find(s, n, TRACE_B), *sum = find(s, n, TRACE_C);
+    /* The accepted payment's attempt and recording, children of its POST span. */
+    const struct otlp_recv_span *att = find_named(s, n, TRACE_A, "processor POST"),
+                                *rec = find_named(s, n, TRACE_A, "payment recorded");
+    assert_string_equal(att->parent_span_id, a->span_id);
+    assert_int_equal(att->kind, 3); /* CLIENT */
+    assert_int_equal(att->status, 0);
+    const char *proc = otlp_recv_attr(att, "paynode.processor");
+    assert_non_null(proc);
+    assert_true(strcmp(proc, "default") == 0 || strcmp(proc, "fallback") == 0);
+    assert_string_equal(otlp_recv_attr(att, "paynode.outcome"), "recorded");
+    assert_string_equal(otlp_recv_attr(att, "http.response.status_code"), "200");
+    assert_non_null(otlp_recv_attr(att, "paynode.duration_us"));
+    assert_true(att->start_ns >= a->start_ns && att->end_ns >= att->start_ns);
+    assert_string_equal(rec->parent_span_id, a->span_id);
+    assert_int_equal(rec->kind, 1); /* INTERNAL */
+    assert_string_equal(otlp_recv_attr(rec, "paynode.processor"), proc);
+    assert_string_equal(otlp_recv_attr(rec, "paynode.result"), "recorded");
+    assert_true(rec->start_ns >= att->start_ns);
     for (const struct otlp_recv_span *x = s; x < s + n; x++) {
-        assert_string_equal(x->parent_span_id, CALLER_SPAN);
-        assert_string_not_equal(x->span_id, CALLER_SPAN);
         assert_string_equal(x->service, "paynode-it");
         assert_string_equal(x->instance, "3");
+        if (x == att || x == rec)
+            continue;
+        assert_string_equal(x->parent_span_id, CALLER_SPAN);
+        assert_string_not_equal(x->span_id, CALLER_SPAN);
         assert_int_equal(x->kind, 2); /* SERVER */
         assert_true(x->end_ns >= x->start_ns);
     }
@@ -127,18 +157,21 @@ static void test_trace_end_to_end(void **state)
 
     /* /metrics: histograms, and the export counted once its answer is in. */
     long long exported = -1;
-    for (int i = 0; i < 100 && exported < 3; i++) {
+    for (int i = 0; i < 100 && exported < 5; i++) {
         assert_int_equal(request(node.addr, "GET", "/metrics", NULL, NULL, out, sizeof(out)), 200);
         exported = sample(out, "paynode_trace_spans_exported_total");
-        if (exported < 3)
+        if (exported < 5)
             topo_sleep_ms(20);
     }
     char why[256];
     if (promcheck(out, strlen(out), why, sizeof(why)) != 0)
         fail_msg("/metrics: %s", why);
-    assert_int_equal(exported, 3);
+    assert_int_equal(exported, 5);
     assert_int_equal(sample(out, "paynode_trace_enabled"), 1);
-    assert_int_equal(sample(out, "paynode_trace_spans_sampled_total"), 3);
+    assert_int_equal(sample(out, "paynode_trace_spans_sampled_total"), 5);
+    /* Recorded: its trace context is given back; none lacked a slot. */
+    assert_int_equal(sample(out, "paynode_trace_payment_contexts"), 0);
+    assert_int_equal(sample(out, "paynode_trace_payments_untracked_total"), 0);
     assert_int_equal(sample(out, "paynode_trace_spans_dropped_total"), 0);
     assert_int_equal(sample(out, "paynode_trace_spans_failed_total"), 0);
     assert_int_equal(sample(out, "paynode_post_payments_duration_seconds_count"), 4);
@@ -158,7 +191,7 @@ static void test_trace_end_to_end(void **state)
                              body, out, sizeof(out)),
                      202);
     assert_int_equal(topo_node_stop(&node), 0);
-    assert_true(otlp_recv_wait(rcv, 4, 2000));
+    assert_true(otlp_recv_wait(rcv, 6, 2000));
     topo_sims_stop(&def, &fb);
     otlp_recv_stop(rcv);
 }

@@ -257,7 +257,19 @@ static void test_span_recorded(void **state)
     assert_memory_equal(child.parent_span_id, r->ctx.span_id, 8);
     trace_span_end(t, &child, 0);
     assert_int_equal(trace_pending(t), 2);
-    trace_consume(t, 2);
+    /* A child whose id was chosen (and propagated) before it was timed. */
+    uint8_t id[TRACE_SPAN_ID_LEN], zero[TRACE_SPAN_ID_LEN] = {0};
+    trace_new_span_id(t, id);
+    assert_memory_not_equal(id, zero, sizeof(id));
+    trace_span_child_id(t, &child, "processor POST", TRACE_KIND_CLIENT, &r->ctx, id, mono);
+    assert_true(child.sampled);
+    assert_memory_equal(child.ctx.span_id, id, sizeof(id));
+    assert_memory_equal(child.ctx.trace_id, remote.trace_id, 16);
+    assert_memory_equal(child.parent_span_id, r->ctx.span_id, 8);
+    trace_span_end(t, &child, mono + 2000);
+    assert_int_equal(trace_pending(t), 3);
+    assert_int_equal(trace_peek(t, 2)->end_ns - trace_peek(t, 2)->start_ns, 2000);
+    trace_consume(t, 3);
     assert_int_equal(trace_pending(t), 0);
 
     /* A new root: fresh non-zero ids, no parent. */

@@ -129,10 +129,11 @@ bool __wrap_peer_caught_up(const struct peer *p)
 }
 
 void __wrap_peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
-                                  peer_reply_fn *reply);
+                                  peer_reply_fn *reply, const struct trace_ctx *parent);
 void __wrap_peer_reply_when_acked(struct peer *p, struct http_exchange *x, uint64_t seq,
-                                  peer_reply_fn *reply)
+                                  peer_reply_fn *reply, const struct trace_ctx *parent)
 {
+    (void)parent;
     fx.held++;
     fx.held_seq = seq;
     fx.held_reply = reply;

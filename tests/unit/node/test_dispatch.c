@@ -36,6 +36,7 @@
 #include "lib/json.h"
 #include "node/ledger.h"
 #include "lib/money.h"
+#include "lib/trace.h"
 #include "lib/uuid.h"
 
 #define MAXPAY 1024
@@ -97,6 +98,7 @@ struct world {
     unsigned posts_at_first_fail[MAXPAY][2]; /* POSTs of this payment there at our 1st FAILED */
     unsigned gate_violations;
     unsigned paused_violations;
+    char traceparent[MAXPAY][TRACE_TRACEPARENT_LEN + 1]; /* last one a POST brought, or "" */
 };
 
 static struct world *W;
@@ -170,6 +172,11 @@ static void fake_post(struct fake *f, struct http_exchange *x, const struct http
     assert_true(i < MAXPAY);
     f->posts++;
     w->posts[i][f->which]++;
+    struct slice tp;
+    if (http_request_header(req, "traceparent", &tp) && tp.len == TRACE_TRACEPARENT_LEN) {
+        memcpy(w->traceparent[i], tp.ptr, tp.len);
+        w->traceparent[i][tp.len] = '\0';
+    }
     if (w->pair) {
         struct payment *p = ledger_find(w->ledger, id);
         if (w->paused)
@@ -524,6 +531,64 @@ static void test_happy_path(void **state)
     make_id(0, id);
     assert_int_equal(dispatch_submit(w.d, ledger_find(w.ledger, id)), -EINVAL);
     world_down(&w);
+}
+
+/* Tracing: a payment whose ACCEPTED carried a trace context has its attempt
+ * as a CLIENT span, child of that context, named by the traceparent the
+ * processor got, and its recording as an INTERNAL span; an untraced payment
+ * sends no traceparent and makes no span. The context is given back once
+ * recorded. */
+static void test_traced_payment(void **state)
+{
+    struct world w;
+    world_up(&w, &(struct opts){0});
+    struct trace_config tc = {.ring_cap = 16};
+    assert_int_equal(trace_sampler_parse("always_on", NULL, &tc.sampler), 0);
+    struct tracer *t = trace_new(&tc);
+    assert_non_null(t);
+    assert_int_equal(ledger_traces_reserve(w.ledger, 4), 0);
+    dispatch_set_tracer(w.d, t);
+
+    struct event ev = {.type = EVENT_ACCEPTED,
+                       .amount_cents = 1990,
+                       .at_ms = clock_wall_ms(),
+                       .trace_flags = EVENT_TRACE_SAMPLED};
+    make_id(0, ev.id);
+    for (int k = 0; k < 16; k++)
+        ev.trace.trace_id[k] = (uint8_t)(0xa0 + k);
+    for (int k = 0; k < 8; k++)
+        ev.trace.span_id[k] = (uint8_t)(0x10 + k);
+    struct payment *p = NULL;
+    assert_int_equal(test_emit(&w, &ev, &p), 0);
+    assert_int_equal(dispatch_submit(w.d, p), 0);
+    accept_payment(&w, 1, true);
+    assert_true(run_until(&w, all_recorded, (void *)2, 5000));
+
+    assert_string_equal(w.traceparent[1], "");
+    assert_int_equal(trace_pending(t), 2);
+    const struct trace_span *att = trace_peek(t, 0), *rec = trace_peek(t, 1);
+    assert_string_equal(att->name, "processor POST");
+    assert_int_equal(att->kind, TRACE_KIND_CLIENT);
+    assert_memory_equal(att->ctx.trace_id, ev.trace.trace_id, 16);
+    assert_memory_equal(att->parent_span_id, ev.trace.span_id, 8);
+    char want[TRACE_TRACEPARENT_LEN + 1];
+    trace_format_traceparent(&att->ctx, want);
+    assert_string_equal(w.traceparent[0], want);
+    assert_int_equal(att->nattrs, 4);
+    assert_string_equal(att->attrs[0].s, "default");
+    assert_string_equal(att->attrs[1].s, "recorded");
+    assert_true(att->attrs[2].is_int && att->attrs[2].i == 200);
+    assert_true(att->attrs[3].is_int && att->attrs[3].i >= 0);
+    assert_int_equal(att->status, TRACE_STATUS_UNSET);
+    assert_string_equal(rec->name, "payment recorded");
+    assert_int_equal(rec->kind, TRACE_KIND_INTERNAL);
+    assert_memory_equal(rec->parent_span_id, ev.trace.span_id, 8);
+    assert_string_equal(rec->attrs[1].s, "recorded");
+    struct ledger_trace_stats ts;
+    ledger_trace_stats(w.ledger, &ts);
+    assert_int_equal(ts.used, 0);
+    world_down(&w);
+    trace_free(t);
 }
 
 static void test_default_500_goes_to_fallback(void **state)
@@ -1198,6 +1263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_traced_payment),
         cmocka_unit_test(test_default_500_goes_to_fallback),
         cmocka_unit_test(test_429_goes_to_fallback),
         cmocka_unit_test(test_unknown_then_500_is_confirmed_not_moved),

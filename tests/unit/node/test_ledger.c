@@ -752,6 +752,77 @@ static void test_model(void **state)
     run_model(4242);
 }
 
+/* Trace contexts: kept for traced ACCEPTEDs while a slot is free (else
+ * counted), given back by RECORDED and PURGED, never by SENDING or FAILED;
+ * nothing kept before ledger_traces_reserve(). */
+static int ev_accept_traced(struct ledger *l, unsigned n, uint8_t mark, struct payment **out)
+{
+    struct event ev = {.type = EVENT_ACCEPTED,
+                       .origin = 1,
+                       .seq = 1,
+                       .amount_cents = 10,
+                       .at_ms = 1000,
+                       .trace_flags = EVENT_TRACE_SAMPLED};
+    make_id(ev.id, n);
+    memset(ev.trace.trace_id, mark, sizeof(ev.trace.trace_id));
+    memset(ev.trace.span_id, mark + 1, sizeof(ev.trace.span_id));
+    return ledger_apply(l, &ev, out);
+}
+
+static void test_traces(void **state)
+{
+    struct ledger *l = ledger_new(16);
+    assert_non_null(l);
+    struct payment *p[5];
+    uint8_t flags = 0;
+    assert_int_equal(ev_accept_traced(l, 0, 0x10, &p[0]), 0); /* off: not kept, not counted */
+    assert_null(ledger_trace(l, p[0], &flags));
+    struct ledger_trace_stats st;
+    ledger_trace_stats(l, &st);
+    assert_true(st.slots == 0 && st.used == 0 && st.untracked == 0);
+
+    assert_int_equal(ledger_traces_reserve(l, 2), 0);
+    assert_int_equal(ev_accept_traced(l, 1, 0x20, &p[1]), 0);
+    assert_int_equal(ev_accept(l, 2, 10, 1000, 1, &p[2]), 0); /* not sampled */
+    assert_int_equal(ev_accept_traced(l, 3, 0x30, &p[3]), 0);
+    assert_int_equal(ev_accept_traced(l, 4, 0x40, &p[4]), 0); /* no slot left */
+    assert_null(ledger_trace(l, p[2], &flags));
+    assert_null(ledger_trace(l, p[4], &flags));
+    const struct event_trace *t = ledger_trace(l, p[1], &flags);
+    assert_non_null(t);
+    assert_int_equal(flags, EVENT_TRACE_SAMPLED);
+    assert_int_equal(t->trace_id[0], 0x20);
+    assert_int_equal(t->span_id[7], 0x21);
+    ledger_trace_stats(l, &st);
+    assert_true(st.slots == 2 && st.used == 2 && st.untracked == 1);
+    assert_true(ledger_check(l));
+
+    /* A repeat of a known id keeps the first context. */
+    assert_int_equal(ev_accept_traced(l, 3, 0x77, NULL), -EEXIST);
+    assert_int_equal(ledger_trace(l, p[3], &flags)->trace_id[0], 0x30);
+    /* SENDING and FAILED keep it (the payment is still to be sent); RECORDED frees it. */
+    assert_int_equal(ev_send(l, 1, 0, 2000, 2, NULL), 0);
+    assert_int_equal(ev_fail(l, 1, 0, NULL), 0);
+    assert_non_null(ledger_trace(l, p[1], &flags));
+    assert_int_equal(ev_record(l, 1, 0, 2000, 10, NULL), 0);
+    assert_null(ledger_trace(l, p[1], &flags));
+    assert_true(ledger_check(l));
+    struct payment *q;
+    assert_int_equal(ev_accept_traced(l, 5, 0x50, &q), 0);
+    assert_int_equal(ledger_trace(l, q, &flags)->trace_id[0], 0x50);
+    ledger_trace_stats(l, &st);
+    assert_true(st.used == 2 && st.untracked == 1);
+
+    assert_int_equal(ev_purge(l), 0);
+    ledger_trace_stats(l, &st);
+    assert_int_equal(st.used, 0);
+    assert_true(ledger_check(l));
+    assert_int_equal(ev_accept_traced(l, 6, 0x60, &q), 0);
+    assert_int_equal(ledger_trace(l, q, &flags)->trace_id[0], 0x60);
+    assert_true(ledger_check(l));
+    ledger_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_summary_edges, setup, teardown),
         cmocka_unit_test(test_many_equal_timestamps),
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_traces),
     };
     return cmocka_run_group_tests_name("ledger", tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/metrics.h"
 #include "lib/money.h"
+#include "lib/trace.h"
 #include "node/dispatch.h"
 #include "node/gossip.h"
 #include "node/health.h"
@@ -374,7 +375,7 @@ static bool replied(struct world *w)
 static void hold_reply(struct world *w, uint64_t seq)
 {
     replies = 0;
-    peer_reply_when_acked(w->s[0].p, (struct http_exchange *)(void *)w, seq, on_reply);
+    peer_reply_when_acked(w->s[0].p, (struct http_exchange *)(void *)w, seq, on_reply, NULL);
 }
 
 /* ---- the tests ---- */
@@ -465,6 +466,56 @@ static void test_ack_releases_held_reply(void **state)
     assert_true(a->p->ack_wait.sum_ns > 0);
     assert_true(a->p->st.datagrams_out > 0);
     assert_true(b->p->st.datagrams_in > 0);
+}
+
+/* Tracing: a traced ACCEPTED crosses to the peer, whose ledger keeps its
+ * context (a takeover there continues the trace); a held reply with a parent
+ * becomes a "peer ack wait" span, its child, once the ack arrives. */
+static void test_traced_hold(void **state)
+{
+    struct world *w = *state;
+    pair_start(w, NULL, NULL);
+    struct side *a = &w->s[0], *b = &w->s[1];
+    struct trace_config tc = {.ring_cap = 4};
+    assert_int_equal(trace_sampler_parse("always_on", NULL, &tc.sampler), 0);
+    struct tracer *t = trace_new(&tc);
+    assert_non_null(t);
+    peer_set_tracer(a->p, t);
+    assert_int_equal(ledger_traces_reserve(b->ledger, 4), 0);
+
+    struct trace_span post;
+    trace_span_start(t, &post, "POST /payments", TRACE_KIND_SERVER, NULL, 0);
+    struct event ev = accepted(1, 0, 500);
+    ev.trace_flags = post.ctx.flags;
+    memcpy(ev.trace.trace_id, post.ctx.trace_id, 16);
+    memcpy(ev.trace.span_id, post.ctx.span_id, 8);
+    uint64_t seq = emit(a, ev);
+    replies = 0;
+    peer_reply_when_acked(a->p, (struct http_exchange *)(void *)w, seq, on_reply, &post.ctx);
+    assert_int_equal(replies, 0);
+    assert_true(run_until(w, replied, 1000));
+
+    assert_int_equal(trace_pending(t), 1);
+    const struct trace_span *sp = trace_peek(t, 0);
+    assert_string_equal(sp->name, "peer ack wait");
+    assert_int_equal(sp->kind, TRACE_KIND_INTERNAL);
+    assert_memory_equal(sp->ctx.trace_id, post.ctx.trace_id, 16);
+    assert_memory_equal(sp->parent_span_id, post.ctx.span_id, 8);
+    assert_string_equal(sp->attrs[0].s, "acked");
+    assert_true(sp->attrs[1].is_int && sp->attrs[1].i == (int64_t)seq);
+    assert_int_equal(sp->status, TRACE_STATUS_UNSET);
+
+    uint8_t id[16], flags = 0;
+    payment_id(id, 1, 0);
+    struct payment *p = ledger_find(b->ledger, id);
+    assert_non_null(p);
+    const struct event_trace *kept = ledger_trace(b->ledger, p, &flags);
+    assert_non_null(kept);
+    assert_int_equal(flags, EVENT_TRACE_SAMPLED);
+    assert_memory_equal(kept->trace_id, post.ctx.trace_id, 16);
+    assert_memory_equal(kept->span_id, post.ctx.span_id, 8);
+    peer_set_tracer(a->p, NULL);
+    trace_free(t);
 }
 
 /* The receiver drops every third datagram and every third stream batch: the
@@ -636,6 +687,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_applied_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_releases_held_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_traced_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_datagram_covered_by_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_gap_repaired_by_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_peer_catches_up_by_snapshot, setup, teardown),

@@ -81,7 +81,25 @@ static void assert_event_equal(const struct event *a, const struct event *b)
     assert_memory_equal(a->id, b->id, 16);
     assert_true(a->amount_cents == b->amount_cents);
     assert_true(a->at_ms == b->at_ms);
-    assert_true(a->epoch == b->epoch);
+    assert_int_equal(a->trace_flags, b->trace_flags);
+    if (a->type == EVENT_PURGED)
+        assert_true(a->epoch == b->epoch);
+    else
+        assert_memory_equal(&a->trace, &b->trace, sizeof(a->trace));
+}
+
+/* A random valid ACCEPTED carrying a trace context. */
+static struct event random_traced(void)
+{
+    struct event ev = random_event(EVENT_ACCEPTED);
+    for (size_t i = 0; i < sizeof(ev.trace.trace_id); i++)
+        ev.trace.trace_id[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < sizeof(ev.trace.span_id); i++)
+        ev.trace.span_id[i] = (uint8_t)rnd();
+    ev.trace.trace_id[rnd() % 16] |= 1; /* never all zero */
+    ev.trace.span_id[rnd() % 8] |= 1;
+    ev.trace_flags = (uint8_t)(EVENT_TRACE_SAMPLED | (rnd() & 0xfe));
+    return ev;
 }
 
 static size_t expected_len(enum event_type t)
@@ -435,7 +453,10 @@ static void check_decoded(const struct event *ev, const uint8_t *bytes, int n, i
     CHECK(ev->processor <= 1, "iter %d: processor", iter);
     if (ev->type == EVENT_ACCEPTED || ev->type == EVENT_RECORDED)
         CHECK(ev->amount_cents > 0, "iter %d: amount", iter);
-    CHECK(n == (int)expected_len(ev->type), "iter %d: length %d", iter, n);
+    CHECK(n == (int)expected_len(ev->type) + (ev->trace_flags ? 25 : 0), "iter %d: length %d", iter,
+          n);
+    CHECK(ev->trace_flags == 0 || (ev->type == EVENT_ACCEPTED && (ev->trace_flags & 1)),
+          "iter %d: trace flags", iter);
     uint8_t again[EVENT_WIRE_MAX];
     int m = event_encode(ev, again, sizeof(again));
     CHECK(m == n && memcmp(again, bytes, (size_t)n) == 0, "iter %d: not canonical", iter);
@@ -507,6 +528,126 @@ static void test_bit_flips(void **state)
     }
 }
 
+static void test_golden_accepted_traced(void **state)
+{
+    struct event ev = {.type = EVENT_ACCEPTED,
+                       .origin = 1,
+                       .trace_flags = EVENT_TRACE_SAMPLED,
+                       .seq = 0x0102030405060708ULL,
+                       .amount_cents = 1990,
+                       .at_ms = 1752582896000};
+    memcpy(ev.id, golden_id, 16);
+    static const uint8_t tid[16] = {0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd,
+                                    0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c};
+    static const uint8_t sid[8] = {0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31};
+    memcpy(ev.trace.trace_id, tid, 16);
+    memcpy(ev.trace.span_id, sid, 8);
+    static const uint8_t want[] = {
+        0xB7, 0x01, 0x01, 0x00, 0x48,                   /* magic, version, type 1, len 72 */
+        0x01, 0x01,                                     /* origin 1, flags: trace context */
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* seq */
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, /* id */
+        0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, /* id */
+        0x00, 0x00, 0x01, 0x98, 0x0e, 0x14, 0xb9, 0x80, /* at_ms 1752582896000 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0xc6, /* amount 1990 */
+        0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, /* trace id */
+        0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c, /* trace id */
+        0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31, /* span id */
+        0x01,                                           /* trace-flags: sampled */
+    };
+    check_golden(&ev, want, sizeof(want));
+    /* Without the context, the frame is the one from before trace contexts. */
+    ev.trace_flags = 0;
+    uint8_t buf[EVENT_WIRE_MAX];
+    assert_int_equal(event_encode(&ev, buf, sizeof(buf)), 47);
+    assert_int_equal(buf[6], 0);
+    assert_memory_equal(buf + 5 + 2, want + 5 + 2, 40);
+}
+
+static void test_traced_roundtrip_and_truncations(void **state)
+{
+    rng_reset();
+    for (int i = 0; i < 20000; i++) {
+        struct event ev = random_traced();
+        uint8_t buf[EVENT_WIRE_MAX];
+        int n = event_encode(&ev, buf, sizeof(buf));
+        CHECK(n == 72, "iteration %d: encode gave %d", i, n);
+        struct event back;
+        memset(&back, 0xAA, sizeof(back));
+        CHECK(decode_exact(&back, buf, (size_t)n) == n, "iteration %d: decode", i);
+        assert_event_equal(&back, &ev);
+        if (i < 200) {
+            for (int k = 0; k < n; k++) {
+                int rv = decode_exact(&back, buf, (size_t)k);
+                CHECK(rv == -EMSGSIZE, "truncated to %d of %d: got %d", k, n, rv);
+            }
+            for (int cap = 0; cap < n; cap++)
+                assert_int_equal(event_encode(&ev, buf, (size_t)cap), -ENOSPC);
+        }
+    }
+}
+
+static void test_traced_rejects(void **state)
+{
+    rng_reset();
+    struct event good = random_traced();
+    uint8_t buf[EVENT_WIRE_MAX], frame[EVENT_WIRE_MAX];
+    struct event out, ev;
+    /* Encode: only ACCEPTED carries one, only a sampled one, valid ids only. */
+    for (int t = EVENT_SENDING; t <= EVENT_TYPE_MAX; t++) {
+        ev = random_event((enum event_type)t);
+        ev.trace_flags = EVENT_TRACE_SAMPLED;
+        if (t != EVENT_PURGED)
+            ev.trace = good.trace;
+        assert_int_equal(event_encode(&ev, buf, sizeof(buf)), -EINVAL);
+    }
+    ev = good;
+    ev.trace_flags = 0x02; /* not sampled */
+    assert_int_equal(event_encode(&ev, buf, sizeof(buf)), -EINVAL);
+    ev = good;
+    memset(ev.trace.trace_id, 0, sizeof(ev.trace.trace_id));
+    assert_int_equal(event_encode(&ev, buf, sizeof(buf)), -EINVAL);
+    ev = good;
+    memset(ev.trace.span_id, 0, sizeof(ev.trace.span_id));
+    assert_int_equal(event_encode(&ev, buf, sizeof(buf)), -EINVAL);
+
+    /* Decode: edits of a valid traced frame. */
+    int n = event_encode(&good, frame, sizeof(frame));
+    assert_int_equal(n, 72);
+    struct {
+        size_t at;
+        uint8_t value;
+    } edits[] = {
+        {6, 0},    /* flags byte says "no context" but the length has one */
+        {6, 2},    /* unknown flag */
+        {6, 3},    /* unknown flag beside the trace bit */
+        {4, 47},   /* short length with the trace bit set */
+        {4, 73},   /* neither length */
+        {71, 0},   /* trace-flags 0: a context that is not carried */
+        {71, 0xfe} /* not sampled */
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        memcpy(buf, frame, (size_t)n);
+        buf[edits[i].at] = edits[i].value;
+        memset(&out, 0x5A, sizeof(out));
+        struct event before = out;
+        int rv = decode_exact(&out, buf, (size_t)n);
+        if (rv != -EINVAL)
+            fail_msg("edit %zu (byte %zu = %u): got %d", i, edits[i].at, edits[i].value, rv);
+        assert_memory_equal(&out, &before, sizeof(out));
+    }
+    memcpy(buf, frame, (size_t)n);
+    memset(buf + 47, 0, 16); /* zero trace id */
+    assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
+    memcpy(buf, frame, (size_t)n);
+    memset(buf + 63, 0, 8); /* zero span id */
+    assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
+    /* A 72-byte frame of another type is refused whatever its flags byte. */
+    memcpy(buf, frame, (size_t)n);
+    buf[2] = EVENT_RECORDED;
+    assert_int_equal(decode_exact(&out, buf, (size_t)n), -EINVAL);
+}
+
 static void test_wire_helpers(void **state)
 {
     uint8_t b[8];
@@ -534,6 +675,9 @@ int main(void)
         cmocka_unit_test(test_golden_recorded),
         cmocka_unit_test(test_golden_failed),
         cmocka_unit_test(test_golden_purged),
+        cmocka_unit_test(test_golden_accepted_traced),
+        cmocka_unit_test(test_traced_roundtrip_and_truncations),
+        cmocka_unit_test(test_traced_rejects),
         cmocka_unit_test(test_roundtrip_random),
         cmocka_unit_test(test_encode_normalises_unused_fields),
         cmocka_unit_test(test_encode_rejects),
