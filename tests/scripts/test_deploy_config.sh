@@ -234,8 +234,8 @@ mutant()
 }
 
 echo "# broken copies: each must be rejected by the named check"
-mutant "node cpus 0.55 -> 2.0" docker-compose.yml "compose: cpu sum" \
-    's.replace("cpus: \"0.55\"", "cpus: \"2.0\"", 1)'
+mutant "node cpus 0.625 -> 2.0" docker-compose.yml "compose: cpu sum" \
+    's.replace("cpus: \"0.625\"", "cpus: \"2.0\"", 1)'
 mutant "node memory 160M -> 200M" docker-compose.yml "compose: memory sum" \
     's.replace("memory: 160M", "memory: 200M")'
 mutant "limits removed from nginx" docker-compose.yml "compose: every service has deploy" \
@@ -243,7 +243,7 @@ mutant "limits removed from nginx" docker-compose.yml "compose: every service ha
 mutant "second published port" docker-compose.yml "compose: exactly one published port" \
     's.replace("      - \"9999:9999\"\n", "      - \"9999:9999\"\n      - \"8080:8080\"\n")'
 mutant "replicas: 2 on node1" docker-compose.yml "compose: no replicas" \
-    's.replace("  node1:\n", "  node1:\n    deploy:\n      replicas: 2\n      resources:\n        limits:\n          cpus: \"0.55\"\n          memory: 160M\n", 1)'
+    's.replace("  node1:\n", "  node1:\n    deploy:\n      replicas: 2\n      resources:\n        limits:\n          cpus: \"0.625\"\n          memory: 160M\n", 1)'
 mutant "privileged node2" docker-compose.yml "compose: no privileged" \
     's.replace("  node2:\n", "  node2:\n    privileged: true\n", 1)'
 mutant "network_mode host on nginx" docker-compose.yml "(compose: no network_mode host|docker-compose config)" \
