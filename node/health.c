@@ -113,16 +113,34 @@ void health_view_checker(struct health_view *v, int p, bool failing, uint32_t mi
     pr->chk_at_ms = checked_at_ms ? checked_at_ms : 1;
 }
 
+/* The latency that answers and the checker show, without the in-flight age:
+ * the fresher of the two; 0 when nothing is known. */
+static uint32_t answered_ms(const struct health_proc *pr)
+{
+    if (pr->lat_at_ms != 0 && pr->chk_valid)
+        return pr->lat_at_ms >= pr->chk_at_ms ? pr->lat_ms : pr->chk_min_ms;
+    if (pr->lat_at_ms != 0)
+        return pr->lat_ms;
+    if (pr->chk_valid)
+        return pr->chk_min_ms;
+    return 0;
+}
+
+/* The oldest request in flight is far older than the latency answered. */
+static bool stalled(const struct health_proc *pr, uint64_t now_ms)
+{
+    if (pr->in_flight == 0 || now_ms <= pr->oldest_sent_ms)
+        return false;
+    uint64_t bound = (uint64_t)answered_ms(pr) * HEALTH_STALL_FACTOR;
+    if (bound < HEALTH_STALL_MIN_MS)
+        bound = HEALTH_STALL_MIN_MS;
+    return now_ms - pr->oldest_sent_ms > bound;
+}
+
 uint32_t health_view_expected_ms(const struct health_view *v, int p, uint64_t now_ms)
 {
     const struct health_proc *pr = &v->proc[p];
-    uint32_t e = 0;
-    if (pr->lat_at_ms != 0 && pr->chk_valid)
-        e = pr->lat_at_ms >= pr->chk_at_ms ? pr->lat_ms : pr->chk_min_ms;
-    else if (pr->lat_at_ms != 0)
-        e = pr->lat_ms;
-    else if (pr->chk_valid)
-        e = pr->chk_min_ms;
+    uint32_t e = answered_ms(pr);
     if (pr->in_flight > 0 && now_ms > pr->oldest_sent_ms) {
         uint64_t age = now_ms - pr->oldest_sent_ms;
         if (age > e)
@@ -163,13 +181,18 @@ enum health_verdict health_view_assess(const struct health_view *v, int p, uint6
         return HEALTH_FAILING;
     if (slow)
         return HEALTH_SLOW;
+    if (stalled(pr, now_ms))
+        return HEALTH_STALLED;
     return HEALTH_OK;
 }
 
 int health_view_choose(const struct health_view *v, uint64_t now_ms)
 {
-    if (health_view_assess(v, LEDGER_DEFAULT, now_ms) == HEALTH_OK)
+    enum health_verdict d = health_view_assess(v, LEDGER_DEFAULT, now_ms);
+    if (d == HEALTH_OK)
         return LEDGER_DEFAULT;
+    if (d == HEALTH_STALLED)
+        return HEALTH_HOLD; /* wait for its answers or for the safe latency to pass */
     if (health_view_assess(v, LEDGER_FALLBACK, now_ms) == HEALTH_OK)
         return LEDGER_FALLBACK;
     return HEALTH_HOLD;
@@ -226,8 +249,9 @@ bool health_view_should_probe(const struct health_view *v, int p, uint64_t now_m
     const struct health_proc *pr = &v->proc[p];
     if (health_view_assess(v, p, now_ms) == HEALTH_OK)
         return false; /* usable: it gets real traffic, no probe needed */
-    if (p == LEDGER_FALLBACK && health_view_assess(v, LEDGER_DEFAULT, now_ms) == HEALTH_OK)
-        return false; /* the fallback is not needed while the default works */
+    enum health_verdict d = health_view_assess(v, LEDGER_DEFAULT, now_ms);
+    if (p == LEDGER_FALLBACK && (d == HEALTH_OK || d == HEALTH_STALLED))
+        return false; /* the fallback is not needed while the default works (or may) */
     if (pr->in_flight > 0)
         return false; /* an answer is on its way: wait for it */
     if (pr->last_probe_ms != 0 && now_ms - pr->last_probe_ms < v->probe_interval_ms)
@@ -476,8 +500,8 @@ void health_probe_sent(struct health *h, int p, uint64_t now_ms)
 
 static const char *verdict_name(int v)
 {
-    static const char *const names[] = {"ok", "failing", "slow", "down"};
-    return v >= 0 && v <= HEALTH_DOWN ? names[v] : "?";
+    static const char *const names[] = {"ok", "failing", "slow", "down", "stalled"};
+    return v >= 0 && v <= HEALTH_STALLED ? names[v] : "?";
 }
 
 static const char *choice_name(int c)

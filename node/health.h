@@ -45,7 +45,22 @@ enum health_verdict {
     HEALTH_FAILING, /* failing (checker or consecutive errors); fast enough */
     HEALTH_SLOW,    /* expected latency above safe_latency_ms; not failing */
     HEALTH_DOWN,    /* failing and slow */
+    HEALTH_STALLED, /* fast by what it answered, but its oldest request in flight is far
+                       older than that (HEALTH_STALL_*): it may just have slowed down */
 };
+
+/* A processor's latency can jump between two answers (the challenge's stages
+ * do: 100 ms to 2 s at once). Until an answer or the checker says so, the only
+ * sign is the age of the oldest request in flight; at safe_latency_ms that age
+ * alone makes the processor slow, but every payment sent before then may land
+ * after the audit margin. So a processor whose oldest request in flight is
+ * older than HEALTH_STALL_FACTOR x its expected latency, and at least
+ * HEALTH_STALL_MIN_MS, is "stalled": new payments wait (HEALTH_HOLD) until an
+ * answer comes (then the latency it shows decides) or the age passes the safe
+ * latency (then it is slow and the fallback may take them). docs/ROUTING.md,
+ * "A sudden slowdown". */
+#define HEALTH_STALL_FACTOR 4u
+#define HEALTH_STALL_MIN_MS 150u
 
 /* One processor. Filled by the health_view_* functions; public so that tests
  * can build any state. A zeroed struct is "nothing known yet". */
@@ -117,8 +132,8 @@ uint32_t health_view_expected_ms(const struct health_view *v, int p, uint64_t no
 
 enum health_verdict health_view_assess(const struct health_view *v, int p, uint64_t now_ms);
 
-/* LEDGER_DEFAULT if the default is usable, else LEDGER_FALLBACK if it is,
- * else HEALTH_HOLD. */
+/* LEDGER_DEFAULT if the default is usable (HEALTH_OK); HEALTH_HOLD if it is
+ * stalled; else LEDGER_FALLBACK if the fallback is usable; else HEALTH_HOLD. */
 int health_view_choose(const struct health_view *v, uint64_t now_ms);
 
 /* Payments per second processor p can take now at `cap` attempts in flight,
@@ -150,7 +165,7 @@ int health_view_route(const struct health_view *v, const struct health_load *l, 
  * (a failed attempt costs nothing: 500 means not recorded) or all we know of
  * its latency is stale. Never probes a processor known to be slow (that
  * request could straddle the audit margin), never probes the fallback while
- * the default is usable. */
+ * the default is usable or stalled. */
 bool health_view_should_probe(const struct health_view *v, int p, uint64_t now_ms);
 
 /* How long after an attempt to p whose fate is unknown its fate is surely

@@ -86,8 +86,29 @@ static const struct scenario scenarios[] = {
      false},
     {"fast, requests in flight for 500 ms",
      {LAT(50, 100), OK_AT(100), INFL(40, 500)},
+     HEALTH_STALLED,
+     false},
+    {"50 ms, oldest in flight 200 ms (4 x 50: not yet)",
+     {LAT(50, 100), OK_AT(100), INFL(3, 200)},
      HEALTH_OK,
      false},
+    {"50 ms, oldest in flight 201 ms", {LAT(50, 100), OK_AT(100), INFL(3, 201)}, HEALTH_STALLED, false},
+    {"10 ms, oldest in flight 150 ms (the floor: not yet)",
+     {LAT(10, 100), OK_AT(100), INFL(2, 150)},
+     HEALTH_OK,
+     false},
+    {"10 ms, oldest in flight 151 ms", {LAT(10, 100), OK_AT(100), INFL(2, 151)}, HEALTH_STALLED, false},
+    {"400 ms, oldest in flight 1100 ms (under 4 x 400)",
+     {LAT(400, 100), OK_AT(100), INFL(90, 1100)},
+     HEALTH_OK,
+     false},
+    {"checker 100 ms fresher than answers, oldest in flight 450 ms",
+     {CHK(false, 100, 100), LAT(5, 3000), OK_AT(3000), INFL(1, 450)},
+     HEALTH_STALLED,
+     false},
+    {"nothing known, one request in flight for 140 ms", {INFL(1, 140)}, HEALTH_OK, false},
+    {"nothing known, one request in flight for 300 ms", {INFL(1, 300)}, HEALTH_STALLED, false},
+    {"failing fast, stalled too", {CHK(true, 5, 1000), INFL(1, 400)}, HEALTH_FAILING, false},
     {"nothing known, one request in flight for 1300 ms", {INFL(1, 1300)}, HEALTH_SLOW, false},
     {"failing fast, probed 500 ms ago",
      {CHK(true, 5, 1000), .last_probe_ms = NOW - 500},
@@ -144,9 +165,10 @@ static void test_verdicts(void **state)
     }
 }
 
-/* Every (default, fallback) pair: the default when usable, else the fallback
- * when usable, else hold; probes of the fallback only when the default is not
- * usable; probes of the default whatever the fallback. */
+/* Every (default, fallback) pair: the default when usable, hold when it is
+ * stalled, else the fallback when usable, else hold; probes of the fallback
+ * only when the default is neither usable nor stalled; probes of the default
+ * whatever the fallback. */
 static void test_pairs(void **state)
 {
     unsigned held = 0, to_default = 0, to_fallback = 0;
@@ -155,9 +177,10 @@ static void test_pairs(void **state)
             const struct scenario *d = &scenarios[i], *f = &scenarios[k];
             struct health_view v;
             view_with(&v, &d->st, &f->st);
-            int want = d->verdict == HEALTH_OK   ? LEDGER_DEFAULT
-                       : f->verdict == HEALTH_OK ? LEDGER_FALLBACK
-                                                 : HEALTH_HOLD;
+            int want = d->verdict == HEALTH_OK        ? LEDGER_DEFAULT
+                       : d->verdict == HEALTH_STALLED ? HEALTH_HOLD
+                       : f->verdict == HEALTH_OK      ? LEDGER_FALLBACK
+                                                      : HEALTH_HOLD;
             int got = health_view_choose(&v, NOW);
             if (got != want)
                 fail_msg("default '%s' + fallback '%s': chose %d, want %d", d->name, f->name, got,
@@ -169,7 +192,7 @@ static void test_pairs(void **state)
             bool pf = health_view_should_probe(&v, LEDGER_FALLBACK, NOW);
             if (pd != d->probe)
                 fail_msg("default '%s' + fallback '%s': default probe %d", d->name, f->name, pd);
-            bool want_pf = d->verdict != HEALTH_OK && f->probe;
+            bool want_pf = d->verdict != HEALTH_OK && d->verdict != HEALTH_STALLED && f->probe;
             if (pf != want_pf)
                 fail_msg("default '%s' + fallback '%s': fallback probe %d", d->name, f->name, pf);
             /* Whatever is chosen is never known to be slow or failing. */
@@ -247,12 +270,18 @@ static const struct route_row route_rows[] = {
      LOAD(1000, 250, 0, 250, 250),
      BOUND,
      LEDGER_FALLBACK},
-    {"default fast by its estimate, in flight for 900 ms, full",
-     {ANS(5), INFL(250, 900)},
+    {"default 300 ms by its estimate, in flight for 900 ms, full",
+     {ANS(300), INFL(250, 900)},
      {ANS(5)},
      LOAD(300, 250, 0, 250, 250),
      BOUND,
      LEDGER_FALLBACK},
+    {"default 5 ms by its estimate, in flight for 900 ms (stalled), full",
+     {ANS(5), INFL(250, 900)},
+     {ANS(5)},
+     LOAD(300, 250, 0, 250, 250),
+     BOUND,
+     HEALTH_HOLD},
     /* overflow only to a fallback that is safe, and has room */
     {"overflow wanted, fallback slow",
      {ANS(1000)},
