@@ -107,17 +107,6 @@ static void node_start(struct pair *pr, int i)
     topo_node_start(&pr->node[i], &def, &fb, env, log);
 }
 
-static void wait_ready(const struct topo_node *n)
-{
-    for (int i = 0; i < 200; i++) {
-        struct topo_counts c;
-        if (topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c) == 0)
-            return;
-        topo_sleep_ms(50);
-    }
-    fail_msg("node %s never became ready", n->addr);
-}
-
 static void pair_start(struct pair *pr)
 {
     memset(pr, 0, sizeof(*pr));
@@ -127,8 +116,8 @@ static void pair_start(struct pair *pr)
     }
     node_start(pr, 0);
     node_start(pr, 1);
-    wait_ready(&pr->node[0]);
-    wait_ready(&pr->node[1]);
+    topo_node_wait_ready(&pr->node[0], 200);
+    topo_node_wait_ready(&pr->node[1], 200);
     topo_sleep_ms(300); /* gossip sees both alive: POSTs then wait for acks */
 }
 
@@ -495,7 +484,7 @@ static void test_forged_heartbeats(void **state)
 
     /* Node 1 comes back with the same key: the pair converges. */
     node_start(&pr, 0);
-    wait_ready(&pr.node[0]);
+    topo_node_wait_ready(&pr.node[0], 200);
     assert_int_equal(wait_metric(n2, "paynode_peer_alive", 1, 5000), 1);
     topo_sleep_ms(300);
     assert_converges(&pr);
@@ -720,7 +709,7 @@ static void test_stranger_connections_do_not_block_takeover(void **state)
     squat_close(&sq);
 
     node_start(&pr, 0);
-    wait_ready(&pr.node[0]);
+    topo_node_wait_ready(&pr.node[0], 200);
     topo_sleep_ms(300);
     assert_converges(&pr);
     for (int i = 0; i < 2; i++)
@@ -801,7 +790,7 @@ static void test_forged_events_from_squatter(void **state)
     /* Node 1 comes back: it catches up, and its real purge reaches node 2 (a
      * forged purge epoch of 2^64 - 1 would have made node 2 skip it). */
     node_start(&pr, 0);
-    wait_ready(&pr.node[0]);
+    topo_node_wait_ready(&pr.node[0], 200);
     assert_int_equal(wait_metric(n2, "paynode_peer_alive", 1, 5000), 1);
     topo_sleep_ms(300);
     assert_int_equal(topo_wait_total(pr.node[0].addr, 5, 5000), 5);

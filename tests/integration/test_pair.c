@@ -75,18 +75,6 @@ static void node_start(struct pair *pr, int i, const char *extra)
     node_start2(pr, i, extra, NULL);
 }
 
-/* Waits until the node serves summaries (caught up with its peer). */
-static void wait_ready(const struct topo_node *n)
-{
-    for (int i = 0; i < 100; i++) {
-        struct topo_counts c;
-        if (topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c) == 0)
-            return;
-        topo_sleep_ms(50);
-    }
-    fail_msg("node %s never became ready", n->addr);
-}
-
 /* Starts both nodes, extra1/extra2 ("NAME=value" or NULL) in node 1's/2's
  * environment. */
 static void pair_start_env(struct pair *pr, const char *extra1, const char *extra2)
@@ -97,8 +85,8 @@ static void pair_start_env(struct pair *pr, const char *extra1, const char *extr
     }
     node_start(pr, 0, extra1);
     node_start(pr, 1, extra2);
-    wait_ready(&pr->node[0]);
-    wait_ready(&pr->node[1]);
+    topo_node_wait_ready(&pr->node[0], 100);
+    topo_node_wait_ready(&pr->node[1], 100);
     topo_sleep_ms(300); /* gossip sees both alive: POSTs then wait for acks */
 }
 
@@ -189,8 +177,8 @@ static void test_lost_replication_is_repaired(void **state)
     }
     node_start2(&pr, 0, "PEER_FAST_LANE=0", NULL);
     node_start2(&pr, 1, "PEER_FAST_LANE=0", "PAYNODE_TEST_DROP_BATCHES=3");
-    wait_ready(&pr.node[0]);
-    wait_ready(&pr.node[1]);
+    topo_node_wait_ready(&pr.node[0], 100);
+    topo_node_wait_ready(&pr.node[1], 100);
     topo_sleep_ms(300);
     enum { N = 300 };
     for (int i = 0; i < N; i++) {
@@ -347,7 +335,7 @@ static void kill_restart(int victim)
         n++;
         topo_sleep_ms(2);
     }
-    wait_ready(&pr.node[victim]);
+    topo_node_wait_ready(&pr.node[victim], 100);
     for (int i = 0; i < 2; i++)
         assert_int_equal(topo_wait_total(pr.node[i].addr, ok, 15000), ok);
     int lost = 0, dbl = 0, phantom = 0;

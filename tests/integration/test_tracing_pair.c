@@ -87,17 +87,6 @@ static void start_node(struct world *w, int i, const int nng[2], const int gossi
     topo_node_start(&w->node[i], &w->def, &w->fb, env, log);
 }
 
-static void wait_ready(const struct topo_node *n)
-{
-    for (int i = 0; i < 100; i++) {
-        struct topo_counts c;
-        if (topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c) == 0)
-            return;
-        topo_sleep_ms(50);
-    }
-    fail_msg("node %s never became ready", n->addr);
-}
-
 static const char *nginx_bin(void)
 {
     const char *bin = getenv("NGINX_BIN");
@@ -162,8 +151,8 @@ static int setup(void **state)
     }
     start_node(&w, 0, nng, gossip, otlp_env);
     start_node(&w, 1, nng, gossip, otlp_env);
-    wait_ready(&w.node[0]);
-    wait_ready(&w.node[1]);
+    topo_node_wait_ready(&w.node[0], 100);
+    topo_node_wait_ready(&w.node[1], 100);
     start_nginx(&w);
     topo_sleep_ms(300); /* gossip sees both alive: a 2xx then waits for the peer's ack */
     *state = &w;

@@ -348,3 +348,14 @@ void topo_sims_reset(const struct topo_sim *def, const struct topo_sim *fb)
     topo_sim_purge(def);
     topo_sim_purge(fb);
 }
+
+void topo_node_wait_ready(const struct topo_node *n, int tries)
+{
+    for (int i = 0; i < tries; i++) {
+        struct topo_counts c;
+        if (topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c) == 0)
+            return;
+        topo_sleep_ms(50);
+    }
+    fail_msg("node %s never became ready", n->addr);
+}

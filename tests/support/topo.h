@@ -60,6 +60,9 @@ void topo_uuid(char out[37]);
 /* GET /payments-summary?from&to of a node (from/to ms, or INT64_MIN/MAX for
  * open bounds); 0 or a negative errno / HTTP status as -status. */
 int topo_node_summary(const char *addr, int64_t from_ms, int64_t to_ms, struct topo_counts *out);
+/* Waits until the node serves summaries (caught up with its peer), polling
+ * every 50 ms at most tries times; fails the test otherwise. */
+void topo_node_wait_ready(const struct topo_node *n, int tries);
 /* Both simulators' admin summaries for the window, into out->count[0|1]. */
 int topo_sims_summary(const struct topo_sim *def, const struct topo_sim *fb, int64_t from_ms,
                       int64_t to_ms, struct topo_counts *out);
