@@ -337,6 +337,12 @@ static void api_metrics(struct api *a, struct http_exchange *x)
     ctr(&m, "paynode_dispatch_overflowed_total",
         "Payments sent to the fallback because the default's queue would drain too slowly.", NULL,
         d.overflowed);
+    gauge(&m, "paynode_dispatch_awaiting_ack",
+          "Attempts whose SENDING waits for the peer's ack before their POST.", NULL,
+          d.awaiting_ack);
+    ctr(&m, "paynode_dispatch_dropped_total",
+        "Queued or waiting payments taken out because the ledger said another has them.", NULL,
+        d.dropped);
     gauge(&m, "paynode_health_checker", "1 if this node polls the processors' health.", NULL,
           health_is_checker(n->health) ? 1 : 0);
     const struct {
@@ -351,6 +357,7 @@ static void api_metrics(struct api *a, struct http_exchange *x)
         {"paynode_dispatch_failed_total", "FAILED events emitted.", true, d.failed},
         {"paynode_dispatch_unknown_total", "Attempts whose fate became unknown.", true, d.unknown},
         {"paynode_dispatch_confirms_total", "GET /payments/{id} sent.", true, d.confirms},
+        {"paynode_dispatch_gated_total", "Attempts that waited for the peer's ack.", true, d.gated},
     };
     for (size_t i = 0; i < sizeof(per_proc) / sizeof(per_proc[0]); i++)
         for (int p = 0; p < LEDGER_NPROC; p++)
