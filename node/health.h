@@ -54,7 +54,8 @@ enum health_verdict {
  * sign is the age of the oldest request in flight; at safe_latency_ms that age
  * alone makes the processor slow, but every payment sent before then may land
  * after the audit margin. So a processor whose oldest request in flight is
- * older than HEALTH_STALL_FACTOR x its expected latency, and at least
+ * older than HEALTH_STALL_FACTOR x the latency it has been answering with (the
+ * fresher of its answers and the checker's minResponseTime), and at least
  * HEALTH_STALL_MIN_MS, is "stalled": new payments wait (HEALTH_HOLD) until an
  * answer comes (then the latency it shows decides) or the age passes the safe
  * latency (then it is slow and the fallback may take them). docs/ROUTING.md,
