@@ -168,13 +168,6 @@ static void assert_all_agree(const struct pair *pr, const bool alive[2])
 static const bool BOTH[2] = {true, true};
 static const bool NODE2_ONLY[2] = {false, true};
 
-static int64_t node_total(const struct topo_node *n)
-{
-    struct topo_counts c;
-    assert_int_equal(topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c), 0);
-    return c.count[0] + c.count[1];
-}
-
 static int64_t fallback_count(void)
 {
     struct topo_counts theirs;
@@ -204,8 +197,8 @@ static void post_payments(const struct pair *pr, unsigned mask, int n, const cha
  * nodes' books equal the processors'. */
 static void assert_converges(const struct pair *pr)
 {
-    int64_t before = node_total(&pr->node[0]);
-    assert_int_equal(node_total(&pr->node[1]), before);
+    int64_t before = topo_node_total(pr->node[0].addr);
+    assert_int_equal(topo_node_total(pr->node[1].addr), before);
     post_payments(pr, 3, 20, "2.50", NULL);
     for (int i = 0; i < 2; i++)
         assert_int_equal(topo_wait_total(pr->node[i].addr, before + 20, 10000), before + 20);
@@ -719,14 +712,6 @@ static void test_stranger_connections_do_not_block_takeover(void **state)
 
 /* ---- 4. forged events and a forged purge --------------------------------- */
 
-static int purge_status(const struct topo_node *n)
-{
-    struct tclient_resp r;
-    assert_int_equal(
-        tclient_fetch(n->addr, 5000, "POST", "/purge-payments", NULL, NULL, 0, &r, NULL, 0), 0);
-    return r.status;
-}
-
 /* Node 1 is killed and a stranger listens on its pub address, where node 2
  * dials: it publishes batches "from node 1" (a new incarnation and node 1's
  * guessed one, seqs from 1) with payments RECORDED for 2^62 cents and
@@ -773,16 +758,16 @@ static void test_forged_events_from_squatter(void **state)
     print_message("squatter: %d forged batches published, %" PRId64 " refused as unauthentic\n",
                   sent, unauth);
     assert_int_equal(topo_metric(n2, "paynode_peer_alive"), 0);
-    assert_int_equal(node_total(n2), 20);
+    assert_int_equal(topo_node_total(n2->addr), 20);
     assert_all_agree(&pr, NODE2_ONLY);
     assert_true(unauth >= 40); /* they reached node 2, before and after it took node 1 for dead */
     assert_int_equal(topo_metric(n2, "paynode_peer_refused_total"), refused0); /* none was opened */
 
     /* Node 2's own purge works, and it still takes payments. */
-    assert_int_equal(purge_status(n2), 200);
+    assert_int_equal(topo_node_purge_status(n2->addr), 200);
     topo_sim_purge(&def);
     topo_sim_purge(&fb);
-    assert_int_equal(node_total(n2), 0);
+    assert_int_equal(topo_node_total(n2->addr), 0);
     post_payments(&pr, 2, 5, "1.00", NULL);
     assert_int_equal(topo_wait_total(n2->addr, 5, 5000), 5);
     squat_close(&sq);
@@ -795,7 +780,7 @@ static void test_forged_events_from_squatter(void **state)
     topo_sleep_ms(300);
     assert_int_equal(topo_wait_total(pr.node[0].addr, 5, 5000), 5);
     int64_t skipped0 = topo_metric(n2, "paynode_peer_purges_skipped_total");
-    assert_int_equal(purge_status(&pr.node[0]), 200);
+    assert_int_equal(topo_node_purge_status(pr.node[0].addr), 200);
     topo_sim_purge(&def);
     topo_sim_purge(&fb);
     for (int i = 0; i < 2; i++)

@@ -225,21 +225,6 @@ static void test_lost_datagrams_are_covered_by_the_stream(void **state)
     pair_stop(&pr);
 }
 
-static int64_t node_total(const struct topo_node *n)
-{
-    struct topo_counts c;
-    assert_int_equal(topo_node_summary(n->addr, INT64_MIN, INT64_MAX, &c), 0);
-    return c.count[0] + c.count[1];
-}
-
-static int purge_status(const struct topo_node *n)
-{
-    struct tclient_resp r;
-    assert_int_equal(
-        tclient_fetch(n->addr, 5000, "POST", "/purge-payments", NULL, NULL, 0, &r, NULL, 0), 0);
-    return r.status;
-}
-
 /* A purge on one node empties both; a payment sent to the other node right
  * after the purge's answer survives on both (the answer waits for the peer);
  * two purges at once, one on each node, are one purge. */
@@ -252,10 +237,10 @@ static void test_purge_reaches_both_nodes(void **state)
         topo_uuid(id);
         assert_int_equal(topo_post_payment(pr.node[round % 2].addr, id, "1.00") / 100, 2);
         if (round % 4 == 3) {
-            assert_int_equal(purge_status(&pr.node[0]), 200);
-            assert_int_equal(purge_status(&pr.node[1]), 200);
+            assert_int_equal(topo_node_purge_status(pr.node[0].addr), 200);
+            assert_int_equal(topo_node_purge_status(pr.node[1].addr), 200);
         } else {
-            assert_int_equal(purge_status(&pr.node[round % 2]), 200);
+            assert_int_equal(topo_node_purge_status(pr.node[round % 2].addr), 200);
         }
         topo_uuid(id);
         assert_int_equal(topo_post_payment(pr.node[(round + 1) % 2].addr, id, "2.00") / 100, 2);
@@ -263,8 +248,8 @@ static void test_purge_reaches_both_nodes(void **state)
             assert_int_equal(topo_wait_total(pr.node[i].addr, 1, 5000), 1);
     }
     topo_sleep_ms(200);
-    assert_int_equal(node_total(&pr.node[0]), 1);
-    assert_int_equal(node_total(&pr.node[1]), 1);
+    assert_int_equal(topo_node_total(pr.node[0].addr), 1);
+    assert_int_equal(topo_node_total(pr.node[1].addr), 1);
     assert_int_equal(topo_metric(&pr.node[0], "paynode_ledger_state{state=\"accepted\"}") +
                          topo_metric(&pr.node[0], "paynode_ledger_state{state=\"sending\"}"),
                      0);

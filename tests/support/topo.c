@@ -253,13 +253,25 @@ void topo_sim_purge(const struct topo_sim *s)
     assert_int_equal(r.status, 200);
 }
 
-void topo_node_purge(const char *addr)
+int topo_node_purge_status(const char *addr)
 {
     struct tclient_resp r;
     int rv =
         tclient_fetch(addr, TOPO_TIMEOUT_MS, "POST", "/purge-payments", NULL, NULL, 0, &r, NULL, 0);
     assert_int_equal(rv, 0);
-    assert_int_equal(r.status, 200);
+    return r.status;
+}
+
+void topo_node_purge(const char *addr)
+{
+    assert_int_equal(topo_node_purge_status(addr), 200);
+}
+
+int64_t topo_node_total(const char *addr)
+{
+    struct topo_counts c;
+    assert_int_equal(topo_node_summary(addr, INT64_MIN, INT64_MAX, &c), 0);
+    return c.count[0] + c.count[1];
 }
 
 int64_t topo_wait_total(const char *addr, int64_t want, int timeout_ms)

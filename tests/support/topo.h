@@ -75,6 +75,10 @@ void topo_sim_set_failure(const struct topo_sim *s, bool failing);
 /* POST /admin/purge-payments on the sim, and /purge-payments on a node. */
 void topo_sim_purge(const struct topo_sim *s);
 void topo_node_purge(const char *addr);
+/* POST /purge-payments to the node; its HTTP status (the request must be answered). */
+int topo_node_purge_status(const char *addr);
+/* The node's whole summary: default + fallback payments (it must answer). */
+int64_t topo_node_total(const char *addr);
 
 /* Polls the node summary (whole time) until its total count is `want` or
  * timeout_ms passes; returns the last total seen. */
